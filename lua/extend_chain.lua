@@ -1,0 +1,31 @@
+--[[
+  extend_chain: the id of (chain of ARGV[4]) + one hop, bound now if it has none.
+  An unknown or expired current id gives the one-hop chain [hop].
+
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  ARGV[1] ttl in ms, '' for never expire
+  ARGV[2] a fresh random UUID
+  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[4] current thread id ('' when the client already knows it is malformed)
+  ARGV[5] the next hop
+
+  Reply: the thread id of the extended chain
+  Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256; all before any write)
+]]
+-- @include _common
+
+local err = begin_write() or check_hop(ARGV[5], 'next hop')
+if err then return redis.error_reply(err) end
+local current = find(ARGV[4])
+local chain = ARGV[5]
+if current then
+  chain = current .. SEP .. ARGV[5]
+  if #separators(current) + 2 > MAX_HOPS then
+    return redis.error_reply('BADCHAIN extending ' .. ARGV[4] .. ' would make ' .. (#separators(current) + 2)
+      .. ' hops; at most 256 are allowed')
+  end
+end
+ensure_salt()
+local id = get_or_create(chain, false)
+end_write()
+return id

@@ -1,0 +1,13 @@
+--[[
+  gc: one bounded sweep step: examine about ARGV[1] thread entries from the cursor
+  kept in meta, and remove those whose deadline has passed (both directions).
+
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  ARGV[1] entries to examine (HSCAN COUNT)
+
+  Reply: {reclaimed, next cursor}; cursor '0' means a full pass just ended
+]]
+-- @include _common
+
+local reclaimed, cursor = sweep(tonumber(ARGV[1]))
+return {reclaimed, cursor}

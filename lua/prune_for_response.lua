@@ -1,0 +1,34 @@
+--[[
+  prune_for_response: drop the last hop of a thread's chain, for routing an answer.
+  The shorter chain's id is returned (bound now if it had none) with its last hop,
+  the caller the answer goes to. A one-hop chain has no caller: its mapping is
+  removed. The pruned thread itself is left as it is.
+
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  ARGV[1] ttl in ms, '' for never expire
+  ARGV[2] a fresh random UUID
+  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[4] thread id
+
+  Reply: {target hop, thread id}, or {false, false} for an unknown id or a one-hop chain
+  Errors: BADARG, BADID (before any write)
+]]
+-- @include _common
+
+local err = begin_write()
+if err then return redis.error_reply(err) end
+local chain = find(ARGV[4])
+local reply = {false, false}
+if chain then
+  local seps = separators(chain)
+  if #seps == 0 then
+    remove(ARGV[4])
+  else
+    local parent = string.sub(chain, 1, seps[#seps] - 1)
+    local target = string.sub(parent, (seps[#seps - 1] or 0) + 1)
+    ensure_salt()
+    reply = {target, get_or_create(parent, false)}
+  end
+end
+end_write()
+return reply

@@ -1,0 +1,51 @@
+--[[
+  register_thread: bind an externally assigned id to root + [initiator, target]
+  ([initiator, target] when the namespace has no root).
+  An id already bound is returned unchanged (and touched); a chain that already has
+  another id returns that id and binds nothing.
+
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  ARGV[1] ttl in ms, '' for never expire
+  ARGV[2] a fresh random UUID
+  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[4] the external thread id (lowercase UUID)
+  ARGV[5] initiator hop
+  ARGV[6] target hop
+
+  Reply: the thread id now bound to the chain
+  Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write)
+]]
+-- @include _common
+
+local err = begin_write() or check_id(ARGV[4]) or check_hop(ARGV[5], 'initiator')
+  or check_hop(ARGV[6], 'target')
+if err then return redis.error_reply(err) end
+local tid = ARGV[4]
+local bound, dl, perm = find(tid)
+if bound then
+  touch(tid, bound, dl, perm, false)
+  touch_ancestors(bound)
+  end_write()
+  return tid
+end
+local chain = ARGV[5] .. SEP .. ARGV[6]
+local root = redis.call('HGET', K_META, 'root')
+local root_chain = root and find(root)
+if root_chain then
+  chain = root_chain .. SEP .. chain
+  if #separators(chain) + 1 > MAX_HOPS then
+    return redis.error_reply('BADCHAIN root plus two hops would exceed 256 hops')
+  end
+end
+ensure_salt()
+local id, dl_or_derived, perm_or_stale = resolve(chain)
+if id then
+  touch(id, chain, dl_or_derived, perm_or_stale, false)
+else
+  if not dl_or_derived then dl_or_derived = derived_id(chain) end
+  id = create(chain, dl_or_derived, perm_or_stale, tid, false)
+  if type(id) == 'table' then return id end
+end
+touch_ancestors(chain)
+end_write()
+return id

@@ -1,0 +1,152 @@
+"""ThreadRegistry: the synchronous registry on a redis-py client."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from .errors import from_script_error
+from .operations import DEFAULT_TTL, Call, Operations, Program, ThreadInfo, as_dump
+from .validation import Chain
+
+T = TypeVar("T")
+
+
+def run_call(client: Any, keys: tuple[str, ...], call: Call[T]) -> T:
+    """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
+    s = call.script
+    if s is None:
+        return call.decode(None)
+    try:
+        try:
+            reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+        except NoScriptError:
+            client.script_load(s.source)
+            reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+    except ResponseError as exc:
+        mapped = from_script_error(str(exc))
+        if mapped is None:
+            raise
+        raise mapped from None
+    return call.decode(reply)
+
+
+class ThreadRegistry:
+    """Atomic thread registry shared through Redis: chain <-> thread id, with TTL.
+
+    Every method is one Lua script run with EVALSHA (one round trip), so both
+    directions change together for every process and host. See SPEC and README.
+    """
+
+    def __init__(self, client: Any, *, namespace: str = "default", ttl: float | None = DEFAULT_TTL) -> None:
+        self._ops = Operations(namespace, ttl)
+        self._client = client
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, namespace: str = "default", ttl: float | None = DEFAULT_TTL, **kwargs: Any
+    ) -> ThreadRegistry:
+        """A registry on a client made by ``redis.Redis.from_url(url, **kwargs)``."""
+        return cls(redis.Redis.from_url(url, **kwargs), namespace=namespace, ttl=ttl)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _run(self, call: Call[T]) -> T:
+        return run_call(self._client, self._ops.keys, call)
+
+    def _drive(self, program: Program[T]) -> T:
+        try:
+            call = next(program)
+            while True:
+                call = program.send(self._run(call))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def namespace(self) -> str:
+        return self._ops.namespace
+
+    @property
+    def ttl(self) -> float | None:
+        return None if self._ops.ttl_ms is None else self._ops.ttl_ms / 1000
+
+    @property
+    def root_uuid(self) -> str | None:
+        return self._ops.root_uuid
+
+    @property
+    def root_chain(self) -> str:
+        return self._ops.root_chain
+
+    @property
+    def is_shared(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ThreadRegistry:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ operations
+
+    def initialize_root(self, organism_name: str = "organism") -> str:
+        return self._run(self._ops.initialize_root(organism_name))
+
+    def get_or_create(self, chain: Chain) -> str:
+        return self._run(self._ops.get_or_create(chain))
+
+    def lookup(self, thread_id: str) -> str | None:
+        return self._run(self._ops.lookup(thread_id))
+
+    def lookup_hops(self, thread_id: str) -> tuple[str, ...] | None:
+        return self._run(self._ops.lookup_hops(thread_id))
+
+    def extend_chain(self, current_uuid: str, next_hop: str) -> str:
+        return self._run(self._ops.extend_chain(current_uuid, next_hop))
+
+    def prune_for_response(self, thread_id: str) -> tuple[str | None, str | None]:
+        return self._run(self._ops.prune_for_response(thread_id))
+
+    def start_chain(self, initiator: str, target: str) -> str:
+        return self._run(self._ops.start_chain(initiator, target))
+
+    def register_thread(self, thread_id: str, initiator: str, target: str) -> str:
+        return self._run(self._ops.register_thread(thread_id, initiator, target))
+
+    def initialize_table_root(self, table: str, organism: str) -> str:
+        return self._run(self._ops.initialize_table_root(table, organism))
+
+    def get_table_root(self, table: str) -> str | None:
+        return self._run(self._ops.get_table_root(table))
+
+    def get_table_for_thread(self, thread_id: str) -> str | None:
+        return self._run(self._ops.get_table_for_thread(thread_id))
+
+    def cleanup(self, thread_id: str) -> None:
+        self._run(self._ops.cleanup(thread_id))
+
+    def clear(self) -> None:
+        self._run(self._ops.clear())
+
+    def gc(self, limit: int = 1000) -> int:
+        """Reclaim expired mappings now, in bounded steps; returns how many."""
+        return self._drive(self._ops.gc(limit))
+
+    def threads(self) -> list[ThreadInfo]:
+        """Every live mapping with its hops and deadline, read page by page."""
+        return self._drive(self._ops.iter_threads())
+
+    def debug_dump(self) -> dict[str, str]:
+        """``{thread id: dotted chain}`` of every live mapping of this namespace."""
+        return as_dump(self.threads())

@@ -1,0 +1,249 @@
+"""Every operation as data: which script, which arguments, how to read the reply.
+
+This is the one place that knows the wire protocol. The sync class, the async class and
+batches all build the same `Call` objects here and differ only in how they send them.
+Validation happens while a Call is built, so bad input raises before anything is sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .keys import namespace_keys
+from .scripts import Script, script
+from .validation import (
+    SEP,
+    Chain,
+    check_chain,
+    check_hop,
+    check_namespace,
+    check_thread_id,
+    check_ttl,
+    normalize_id,
+)
+
+T = TypeVar("T")
+
+DEFAULT_TTL = 86400
+ROOT_CHAIN_BEFORE_INIT = "system"
+
+# Writes sweep a few thread entries for expiry on the way, so expired mappings are
+# reclaimed without anyone calling gc(): every GC_EVERY-th write examines GC_STEP.
+GC_EVERY = 16
+GC_STEP = 128
+DUMP_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One script run: `decode` turns its raw reply into the method's result.
+
+    `script` is None when the answer is known without asking the server (a read with a
+    malformed id); `decode(None)` then gives it.
+    """
+
+    script: Script | None
+    args: tuple[str, ...]
+    decode: Callable[[Any], T]
+
+
+# A multi-step operation (debug_dump, gc): yields Calls, is sent their results.
+Program = Generator[Call[Any], Any, T]
+
+
+def text(value: Any) -> str:
+    """A reply value as str, whether the client decodes responses or not."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def hops_of(value: Any) -> tuple[str, ...]:
+    return tuple(text(value).split(SEP))
+
+
+def dotted(value: Any) -> str | None:
+    return None if value is None else text(value).replace(SEP, ".")
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else text(value)
+
+
+def _optional_hops(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else hops_of(value)
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+class Operations:
+    """Builds the Calls of one registry instance (namespace, ttl, root as known here)."""
+
+    def __init__(self, namespace: str = "default", ttl: float | None = DEFAULT_TTL) -> None:
+        self.namespace = check_namespace(namespace)
+        self.ttl_ms = check_ttl(ttl)
+        self.keys = namespace_keys(self.namespace)
+        self.root_uuid: str | None = None
+        self.root_chain: str = ROOT_CHAIN_BEFORE_INIT
+        self._ttl_arg = "" if self.ttl_ms is None else str(self.ttl_ms)
+        self._writes = 0
+
+    # ------------------------------------------------------------ helpers
+
+    def _write(self, name: str, *args: str) -> tuple[Script, tuple[str, ...]]:
+        self._writes += 1
+        sweep = str(GC_STEP) if self._writes % GC_EVERY == 0 else "0"
+        return script(name), (self._ttl_arg, str(uuid.uuid4()), sweep, *args)
+
+    def _write_call(self, name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
+        s, full = self._write(name, *args)
+        return Call(s, full, decode)
+
+    @staticmethod
+    def _read_call(name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
+        return Call(script(name), args, decode)
+
+    # ------------------------------------------------------------ roots
+
+    def initialize_root(self, organism_name: str = "organism") -> Call[str]:
+        organism = check_hop(organism_name, "organism name")
+
+        def decode(reply: Any) -> str:
+            self.root_uuid = text(reply)
+            self.root_chain = f"system.{organism}"
+            return self.root_uuid
+
+        return self._write_call("initialize_root", decode, organism)
+
+    def initialize_table_root(self, table: str, organism: str) -> Call[str]:
+        return self._write_call(
+            "initialize_table_root", text, check_hop(table, "table name"), check_hop(organism, "organism name")
+        )
+
+    def get_table_root(self, table: str) -> Call[str | None]:
+        return self._read_call("get_table_root", _optional_text, check_hop(table, "table name"))
+
+    def get_table_for_thread(self, thread_id: str) -> Call[str | None]:
+        tid = normalize_id(thread_id)
+        if tid is None:
+            return Call(None, (), _none)
+        return self._read_call("get_table_for_thread", _optional_text, tid)
+
+    # ------------------------------------------------------------ threads
+
+    def get_or_create(self, chain: Chain) -> Call[str]:
+        return self._write_call("get_or_create", text, SEP.join(check_chain(chain)))
+
+    def start_chain(self, initiator: str, target: str) -> Call[str]:
+        hops = (check_hop(initiator, "initiator"), check_hop(target, "target"))
+        return self._write_call("get_or_create", text, SEP.join(hops))
+
+    def extend_chain(self, current_uuid: str, next_hop: str) -> Call[str]:
+        hop = check_hop(next_hop, "next hop")
+        return self._write_call("extend_chain", text, normalize_id(current_uuid) or "", hop)
+
+    def prune_for_response(self, thread_id: str) -> Call[tuple[str | None, str | None]]:
+        tid = normalize_id(thread_id)
+        if tid is None:
+            return Call(None, (), lambda _: (None, None))
+
+        def decode(reply: Any) -> tuple[str | None, str | None]:
+            target, new_id = reply
+            return _optional_text(target), _optional_text(new_id)
+
+        return self._write_call("prune_for_response", decode, tid)
+
+    def register_thread(self, thread_id: str, initiator: str, target: str) -> Call[str]:
+        tid = check_thread_id(thread_id)
+        return self._write_call(
+            "register_thread", text, tid, check_hop(initiator, "initiator"), check_hop(target, "target")
+        )
+
+    def lookup(self, thread_id: str) -> Call[str | None]:
+        tid = normalize_id(thread_id)
+        if tid is None:
+            return Call(None, (), _none)
+        return self._read_call("lookup", dotted, tid)
+
+    def lookup_hops(self, thread_id: str) -> Call[tuple[str, ...] | None]:
+        tid = normalize_id(thread_id)
+        if tid is None:
+            return Call(None, (), _none)
+        return self._read_call("lookup", _optional_hops, tid)
+
+    def cleanup(self, thread_id: str) -> Call[None]:
+        tid = normalize_id(thread_id)
+        if tid is None:
+            return Call(None, (), _none)
+        return self._read_call("cleanup", _none, tid)
+
+    def clear(self) -> Call[None]:
+        def decode(_: Any) -> None:
+            self.root_uuid = None
+            self.root_chain = ROOT_CHAIN_BEFORE_INIT
+
+        return self._read_call("clear", decode)
+
+    # ------------------------------------------------------------ bounded multi-step work
+
+    def gc_step(self, count: int = GC_STEP) -> Call[tuple[int, bool]]:
+        """One sweep step; the result is (reclaimed, whether a full pass just ended)."""
+
+        def decode(reply: Any) -> tuple[int, bool]:
+            return int(reply[0]), text(reply[1]) == "0"
+
+        return self._read_call("gc", decode, str(count))
+
+    def gc(self, limit: int = 1000) -> Program[int]:
+        """Sweep until `limit` mappings were reclaimed or one full pass ended."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"gc limit {limit!r} must be a positive int")
+        reclaimed = 0
+        while reclaimed < limit:
+            n, wrapped = yield self.gc_step(min(GC_STEP * 4, max(limit - reclaimed, 16)))
+            reclaimed += n
+            if wrapped:
+                break
+        return reclaimed
+
+    def dump_page(self, kind: str, cursor: str, count: int = DUMP_PAGE) -> Call[tuple[str, list[ThreadInfo]]]:
+        def decode(reply: Any) -> tuple[str, list[ThreadInfo]]:
+            rows = [
+                ThreadInfo(text(reply[i]), hops_of(reply[i + 1]), int(reply[i + 2]) if reply[i + 2] else None)
+                for i in range(1, len(reply), 3)
+            ]
+            return text(reply[0]), rows
+
+        return self._read_call("dump", decode, kind, cursor, str(count))
+
+    def iter_threads(self, page: int = DUMP_PAGE) -> Generator[Call[Any], Any, list[ThreadInfo]]:
+        """Every live mapping, page by page (permanent ones last)."""
+        out: list[ThreadInfo] = []
+        for kind in ("t", "p"):
+            cursor = "0"
+            while True:
+                cursor, rows = yield self.dump_page(kind, cursor, page)
+                out.extend(rows)
+                if cursor == "0":
+                    break
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """A live mapping as an operator sees it."""
+
+    thread_id: str
+    hops: tuple[str, ...]
+    deadline_ms: int | None  # None: never expires (roots, table roots, ttl=None)
+
+    @property
+    def chain(self) -> str:
+        return ".".join(self.hops)
+
+
+def as_dump(rows: Sequence[ThreadInfo]) -> dict[str, str]:
+    return {row.thread_id: row.chain for row in rows}

@@ -1,0 +1,96 @@
+"""Input rules of the contract (SPEC 4.5), checked before anything is sent.
+
+The scripts check the same rules again before their first write; checking here too
+gives Python callers precise messages and keeps a bad batch from sending anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .errors import InvalidConfigError, InvalidHopError, InvalidNamespaceError, InvalidThreadIdError
+
+MAX_HOP_BYTES = 256
+MAX_HOPS = 256
+SEP = "\x1f"  # joins hops on the wire and in storage; hops cannot contain it
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+Chain = str | Sequence[str]
+
+
+def check_hop(hop: object, what: str = "hop") -> str:
+    """Return the hop if it is 1 to 256 bytes of UTF-8 without control characters."""
+    if not isinstance(hop, str):
+        raise InvalidHopError(f"{what} {hop!r} must be a str, not {type(hop).__name__}")
+    try:
+        size = len(hop.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidHopError(f"{what} {hop!r} is not valid UTF-8 (lone surrogate)") from None
+    if not 1 <= size <= MAX_HOP_BYTES:
+        raise InvalidHopError(f"{what} {_short(hop)} is {size} bytes; a hop is 1 to {MAX_HOP_BYTES} bytes of UTF-8")
+    match = _CONTROL.search(hop)
+    if match:
+        raise InvalidHopError(
+            f"{what} {_short(hop)} contains the control character U+{ord(match.group()):04X}; hops may not"
+        )
+    return hop
+
+
+def check_chain(chain: object) -> tuple[str, ...]:
+    """Return the hops of a chain: a dotted str is split on '.', a sequence is taken verbatim."""
+    if isinstance(chain, str):
+        hops: Sequence[object] = chain.split(".")
+    elif isinstance(chain, Sequence) and not isinstance(chain, bytes | bytearray):
+        hops = chain
+    else:
+        raise InvalidHopError(f"chain {chain!r} must be a dotted str or a sequence of hops")
+    if not 1 <= len(hops) <= MAX_HOPS:
+        raise InvalidHopError(f"chain {_short(chain)} has {len(hops)} hops; a chain has 1 to {MAX_HOPS}")
+    return tuple(check_hop(hop, f"hop {i + 1} of chain") for i, hop in enumerate(hops))
+
+
+def check_namespace(namespace: object) -> str:
+    """Return the namespace if it is 1 to 64 of A-Z a-z 0-9 _ - . :"""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise InvalidNamespaceError(
+            f"namespace {namespace!r} must be 1 to 64 characters of A-Z a-z 0-9 _ - . :"
+        )
+    return namespace
+
+
+def check_ttl(ttl: object) -> int | None:
+    """Return the ttl in milliseconds (None: never expire)."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise InvalidConfigError(f"ttl {ttl!r} must be a number of seconds or None")
+    ms = round(ttl * 1000)
+    if ms < 1:
+        raise InvalidConfigError(f"ttl {ttl!r} must be at least 0.001 seconds (or None to never expire)")
+    return ms
+
+
+def normalize_id(thread_id: object) -> str | None:
+    """The canonical (lowercase) form of a UUID string, or None if it is not one."""
+    if isinstance(thread_id, str) and len(thread_id) == 36 and _UUID.fullmatch(thread_id):
+        return thread_id.lower()
+    return None
+
+
+def check_thread_id(thread_id: object) -> str:
+    """The canonical form of a thread id to bind; raises if it is not a UUID string."""
+    canonical = normalize_id(thread_id)
+    if canonical is None:
+        raise InvalidThreadIdError(
+            f"thread id {thread_id!r} must be a UUID string like 'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx'"
+        )
+    return canonical
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
