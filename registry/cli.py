@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return run_demo(args.url)
+        return int(run_demo(args.url))
     return 2
 
 

@@ -120,7 +120,10 @@ class Operations:
 
     def initialize_table_root(self, table: str, organism: str) -> Call[str]:
         return self._write_call(
-            "initialize_table_root", text, check_hop(table, "table name"), check_hop(organism, "organism name")
+            "initialize_table_root",
+            text,
+            check_hop(table, "table name"),
+            check_hop(organism, "organism name"),
         )
 
     def get_table_root(self, table: str) -> Call[str | None]:

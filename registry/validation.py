@@ -31,7 +31,9 @@ def check_hop(hop: object, what: str = "hop") -> str:
     except UnicodeEncodeError:
         raise InvalidHopError(f"{what} {hop!r} is not valid UTF-8 (lone surrogate)") from None
     if not 1 <= size <= MAX_HOP_BYTES:
-        raise InvalidHopError(f"{what} {_short(hop)} is {size} bytes; a hop is 1 to {MAX_HOP_BYTES} bytes of UTF-8")
+        raise InvalidHopError(
+            f"{what} {_short(hop)} is {size} bytes; a hop is 1 to {MAX_HOP_BYTES} bytes of UTF-8"
+        )
     match = _CONTROL.search(hop)
     if match:
         raise InvalidHopError(
