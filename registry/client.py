@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from .errors import from_script_error
-from .operations import DEFAULT_TTL, Call, Operations, Program, ThreadInfo, as_dump
+from .base import RegistryBase
+from .batch import Batch, map_error
+from .operations import DEFAULT_TTL, Call, Program, ThreadInfo, as_dump
 from .validation import Chain
 
 T = TypeVar("T")
@@ -26,23 +27,16 @@ def run_call(client: Any, keys: tuple[str, ...], call: Call[T]) -> T:
             client.script_load(s.source)
             reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
     except ResponseError as exc:
-        mapped = from_script_error(str(exc))
-        if mapped is None:
-            raise
-        raise mapped from None
+        raise map_error(exc) from None
     return call.decode(reply)
 
 
-class ThreadRegistry:
+class ThreadRegistry(RegistryBase):
     """Atomic thread registry shared through Redis: chain <-> thread id, with TTL.
 
     Every method is one Lua script run with EVALSHA (one round trip), so both
     directions change together for every process and host. See SPEC and README.
     """
-
-    def __init__(self, client: Any, *, namespace: str = "default", ttl: float | None = DEFAULT_TTL) -> None:
-        self._ops = Operations(namespace, ttl)
-        self._client = client
 
     @classmethod
     def from_url(
@@ -65,29 +59,9 @@ class ThreadRegistry:
             result: T = done.value
             return result
 
-    @property
-    def client(self) -> Any:
-        return self._client
-
-    @property
-    def namespace(self) -> str:
-        return self._ops.namespace
-
-    @property
-    def ttl(self) -> float | None:
-        return None if self._ops.ttl_ms is None else self._ops.ttl_ms / 1000
-
-    @property
-    def root_uuid(self) -> str | None:
-        return self._ops.root_uuid
-
-    @property
-    def root_chain(self) -> str:
-        return self._ops.root_chain
-
-    @property
-    def is_shared(self) -> bool:
-        return True
+    def batch(self) -> Batch:
+        """A batch: queue operations on it, then ``execute()`` sends them in one round trip."""
+        return Batch(self)
 
     def close(self) -> None:
         self._client.close()

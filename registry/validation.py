@@ -52,7 +52,7 @@ def check_chain(chain: object) -> tuple[str, ...]:
         raise InvalidHopError(f"chain {chain!r} must be a dotted str or a sequence of hops")
     if not 1 <= len(hops) <= MAX_HOPS:
         raise InvalidHopError(f"chain {_short(chain)} has {len(hops)} hops; a chain has 1 to {MAX_HOPS}")
-    return tuple(check_hop(hop, f"hop {i + 1} of chain") for i, hop in enumerate(hops))
+    return tuple(check_hop(hop, f"chain {_short(chain)}: hop {i + 1}") for i, hop in enumerate(hops))
 
 
 def check_namespace(namespace: object) -> str:

@@ -1,0 +1,129 @@
+"""AsyncThreadRegistry: the registry as coroutines, on redis.asyncio clients.
+
+Same scripts, same validation, same reply decoding as the sync class (all in
+operations.py); only the sending is awaited. Cancelling an awaiting call cannot leave
+half a change: the script either ran whole on the server or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import redis.asyncio
+from redis.exceptions import NoScriptError, ResponseError
+
+from .base import RegistryBase
+from .batch import AsyncBatch, map_error
+from .operations import DEFAULT_TTL, Call, Program, ThreadInfo, as_dump
+from .validation import Chain
+
+T = TypeVar("T")
+
+
+async def run_call_async(client: Any, keys: tuple[str, ...], call: Call[T]) -> T:
+    """Await one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
+    s = call.script
+    if s is None:
+        return call.decode(None)
+    try:
+        try:
+            reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+        except NoScriptError:
+            await client.script_load(s.source)
+            reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+    except ResponseError as exc:
+        raise map_error(exc) from None
+    return call.decode(reply)
+
+
+class AsyncThreadRegistry(RegistryBase):
+    """The asyncio twin of ThreadRegistry: every operation is a coroutine.
+
+    Works on redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster and
+    fakeredis.FakeAsyncRedis. Use ``async with`` or ``await reg.aclose()``.
+    """
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, namespace: str = "default", ttl: float | None = DEFAULT_TTL, **kwargs: Any
+    ) -> AsyncThreadRegistry:
+        """A registry on a client made by ``redis.asyncio.Redis.from_url(url, **kwargs)``."""
+        return cls(redis.asyncio.Redis.from_url(url, **kwargs), namespace=namespace, ttl=ttl)
+
+    async def _run(self, call: Call[T]) -> T:
+        return await run_call_async(self._client, self._ops.keys, call)
+
+    async def _drive(self, program: Program[T]) -> T:
+        try:
+            call = next(program)
+            while True:
+                call = program.send(await self._run(call))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    def batch(self) -> AsyncBatch:
+        """A batch: queue operations on it, then ``await execute()`` sends them in one round trip."""
+        return AsyncBatch(self)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncThreadRegistry:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------ operations
+
+    async def initialize_root(self, organism_name: str = "organism") -> str:
+        return await self._run(self._ops.initialize_root(organism_name))
+
+    async def get_or_create(self, chain: Chain) -> str:
+        return await self._run(self._ops.get_or_create(chain))
+
+    async def lookup(self, thread_id: str) -> str | None:
+        return await self._run(self._ops.lookup(thread_id))
+
+    async def lookup_hops(self, thread_id: str) -> tuple[str, ...] | None:
+        return await self._run(self._ops.lookup_hops(thread_id))
+
+    async def extend_chain(self, current_uuid: str, next_hop: str) -> str:
+        return await self._run(self._ops.extend_chain(current_uuid, next_hop))
+
+    async def prune_for_response(self, thread_id: str) -> tuple[str | None, str | None]:
+        return await self._run(self._ops.prune_for_response(thread_id))
+
+    async def start_chain(self, initiator: str, target: str) -> str:
+        return await self._run(self._ops.start_chain(initiator, target))
+
+    async def register_thread(self, thread_id: str, initiator: str, target: str) -> str:
+        return await self._run(self._ops.register_thread(thread_id, initiator, target))
+
+    async def initialize_table_root(self, table: str, organism: str) -> str:
+        return await self._run(self._ops.initialize_table_root(table, organism))
+
+    async def get_table_root(self, table: str) -> str | None:
+        return await self._run(self._ops.get_table_root(table))
+
+    async def get_table_for_thread(self, thread_id: str) -> str | None:
+        return await self._run(self._ops.get_table_for_thread(thread_id))
+
+    async def cleanup(self, thread_id: str) -> None:
+        await self._run(self._ops.cleanup(thread_id))
+
+    async def clear(self) -> None:
+        await self._run(self._ops.clear())
+
+    async def gc(self, limit: int = 1000) -> int:
+        """Reclaim expired mappings now, in bounded steps; returns how many."""
+        return await self._drive(self._ops.gc(limit))
+
+    async def threads(self) -> list[ThreadInfo]:
+        """Every live mapping with its hops and deadline, read page by page."""
+        return await self._drive(self._ops.iter_threads())
+
+    async def debug_dump(self) -> dict[str, str]:
+        """``{thread id: dotted chain}`` of every live mapping of this namespace."""
+        return as_dump(await self.threads())

@@ -1,0 +1,264 @@
+"""Batches: many operations in one round trip, sync and async.
+
+A batch is not a transaction: each operation stays atomic on its own (one script run),
+but other clients' operations may run between two operations of one batch.
+
+The queueing methods, the order of results and the NOSCRIPT recovery are written once
+here; `Batch` and `AsyncBatch` only differ in how one pipeline is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from .errors import from_script_error
+from .operations import Call, Operations, Program, as_dump
+from .scripts import Script
+from .validation import Chain
+
+if TYPE_CHECKING:
+    from .aio import AsyncThreadRegistry
+    from .client import ThreadRegistry
+
+# How often one batch re-sends calls the server answered NOSCRIPT (a flush may race a load).
+NOSCRIPT_ATTEMPTS = 3
+
+Entry = Call[Any] | Program[Any]
+
+
+def map_error(exc: ResponseError) -> Exception:
+    """The registry exception for a script's error reply, else the reply itself."""
+    return from_script_error(str(exc)) or exc
+
+
+class PipelineRound:
+    """One send of many calls: which to (re)send, and what came back for each."""
+
+    def __init__(self, calls: Sequence[Call[Any]]) -> None:
+        self.calls = calls
+        self.replies: list[Any] = [None] * len(calls)
+        # Calls answered locally (script None) are never sent; their reply stays None.
+        self.scripts = {i: call.script for i, call in enumerate(calls) if call.script is not None}
+        self.todo = list(self.scripts)
+        self.attempts = 0
+
+    def commands(self) -> list[tuple[Any, ...]]:
+        self.attempts += 1
+        return [("EVALSHA", self.scripts[i].sha, *self.calls[i].args) for i in self.todo]
+
+    def take(self, replies: Sequence[Any]) -> list[Script]:
+        """Stores replies; returns the scripts to load before the next send (empty: done)."""
+        retry: list[int] = []
+        for i, reply in zip(self.todo, replies, strict=True):
+            if isinstance(reply, NoScriptError) and self.attempts < NOSCRIPT_ATTEMPTS:
+                retry.append(i)
+            elif isinstance(reply, ResponseError):
+                self.replies[i] = map_error(reply)
+            else:
+                self.replies[i] = reply
+        self.todo = retry
+        return list({self.scripts[i].sha: self.scripts[i] for i in retry}.values())
+
+
+def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any], list[Any]]:
+    """Drives every entry to its result; yields the calls of each round trip.
+
+    Single calls finish in the first round; multi-step entries (debug_dump, gc) take
+    more rounds only when they need more pages. Results keep the entries' order;
+    a failed entry's result is its exception.
+    """
+    results: list[Any] = [None] * len(entries)
+    pending: dict[int, tuple[Program[Any] | None, Call[Any]]] = {}
+    for i, entry in enumerate(entries):
+        if isinstance(entry, Call):
+            pending[i] = (None, entry)
+        else:
+            try:
+                pending[i] = (entry, next(entry))
+            except StopIteration as done:
+                results[i] = done.value
+    while pending:
+        order = sorted(pending)
+        replies = yield [pending[i][1] for i in order]
+        for i, reply in zip(order, replies, strict=True):
+            program, call = pending.pop(i)
+            if isinstance(reply, Exception):
+                results[i] = reply
+                if program is not None:
+                    program.close()
+                continue
+            value = call.decode(reply)
+            if program is None:
+                results[i] = value
+                continue
+            try:
+                pending[i] = (program, program.send(value))
+            except StopIteration as done:
+                results[i] = done.value
+    return results
+
+
+def first_error(results: list[Any]) -> list[Any]:
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+class _Queue:
+    """The operation methods of a batch: each validates now and queues one entry."""
+
+    def __init__(self, ops: Operations) -> None:
+        self._ops = ops
+        self._entries: list[Entry] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _add(self, entry: Entry) -> Self:
+        self._entries.append(entry)
+        return self
+
+    def initialize_root(self, organism_name: str = "organism") -> Self:
+        return self._add(self._ops.initialize_root(organism_name))
+
+    def get_or_create(self, chain: Chain) -> Self:
+        return self._add(self._ops.get_or_create(chain))
+
+    def lookup(self, thread_id: str) -> Self:
+        return self._add(self._ops.lookup(thread_id))
+
+    def lookup_hops(self, thread_id: str) -> Self:
+        return self._add(self._ops.lookup_hops(thread_id))
+
+    def extend_chain(self, current_uuid: str, next_hop: str) -> Self:
+        return self._add(self._ops.extend_chain(current_uuid, next_hop))
+
+    def prune_for_response(self, thread_id: str) -> Self:
+        return self._add(self._ops.prune_for_response(thread_id))
+
+    def start_chain(self, initiator: str, target: str) -> Self:
+        return self._add(self._ops.start_chain(initiator, target))
+
+    def register_thread(self, thread_id: str, initiator: str, target: str) -> Self:
+        return self._add(self._ops.register_thread(thread_id, initiator, target))
+
+    def initialize_table_root(self, table: str, organism: str) -> Self:
+        return self._add(self._ops.initialize_table_root(table, organism))
+
+    def get_table_root(self, table: str) -> Self:
+        return self._add(self._ops.get_table_root(table))
+
+    def get_table_for_thread(self, thread_id: str) -> Self:
+        return self._add(self._ops.get_table_for_thread(thread_id))
+
+    def cleanup(self, thread_id: str) -> Self:
+        return self._add(self._ops.cleanup(thread_id))
+
+    def clear(self) -> Self:
+        return self._add(self._ops.clear())
+
+    def gc(self, limit: int = 1000) -> Self:
+        return self._add(self._ops.gc(limit))
+
+    def threads(self) -> Self:
+        return self._add(self._ops.iter_threads())
+
+    def debug_dump(self) -> Self:
+        def dump() -> Program[dict[str, str]]:
+            return as_dump((yield from self._ops.iter_threads()))
+
+        return self._add(dump())
+
+    def _take_entries(self) -> list[Entry]:
+        entries, self._entries = self._entries, []
+        return entries
+
+
+class Batch(_Queue):
+    """Queued operations of a ThreadRegistry, sent in one round trip by execute().
+
+    ``with reg.batch() as b: ...`` executes on a clean exit; ``b.results`` holds them.
+    """
+
+    def __init__(self, registry: ThreadRegistry) -> None:
+        super().__init__(registry._ops)
+        self._registry = registry
+        self.results: list[Any] | None = None
+
+    def execute(self, *, raise_on_error: bool = True) -> list[Any]:
+        """Send everything queued; the results in order, each as the single call gives it.
+
+        With raise_on_error=False a failed operation's exception stands in its place.
+        """
+        driver = run_entries(self._take_entries())
+        try:
+            calls = next(driver)
+            while True:
+                calls = driver.send(self._send(calls))
+        except StopIteration as done:
+            results: list[Any] = done.value
+        self.results = results
+        return first_error(results) if raise_on_error else results
+
+    def _send(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        client, keys = self._registry._client, self._registry._ops.keys
+        sending = PipelineRound(calls)
+        while sending.todo:
+            pipe = client.pipeline(transaction=False)
+            for name, sha, *args in sending.commands():
+                pipe.execute_command(name, sha, len(keys), *keys, *args)
+            missing = sending.take(pipe.execute(raise_on_error=False))
+            for s in missing:
+                client.script_load(s.source)
+        return sending.replies
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.execute()
+
+
+class AsyncBatch(_Queue):
+    """Queued operations of an AsyncThreadRegistry, sent in one round trip by ``await execute()``."""
+
+    def __init__(self, registry: AsyncThreadRegistry) -> None:
+        super().__init__(registry._ops)
+        self._registry = registry
+        self.results: list[Any] | None = None
+
+    async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
+        """As Batch.execute, as a coroutine."""
+        driver = run_entries(self._take_entries())
+        try:
+            calls = next(driver)
+            while True:
+                calls = driver.send(await self._send(calls))
+        except StopIteration as done:
+            results: list[Any] = done.value
+        self.results = results
+        return first_error(results) if raise_on_error else results
+
+    async def _send(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        client, keys = self._registry._client, self._registry._ops.keys
+        sending = PipelineRound(calls)
+        while sending.todo:
+            pipe = client.pipeline(transaction=False)
+            for name, sha, *args in sending.commands():
+                pipe.execute_command(name, sha, len(keys), *keys, *args)
+            missing = sending.take(await pipe.execute(raise_on_error=False))
+            for s in missing:
+                await client.script_load(s.source)
+        return sending.replies
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            await self.execute()
