@@ -60,10 +60,40 @@ local function separators(chain)
   end
 end
 
+local function is_cont(b)
+  return b ~= nil and b >= 128 and b <= 191
+end
+
+-- Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+local function valid_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c, c2, c3, c4 = string.byte(s, i, i + 3)
+    if c < 128 then
+      i = i + 1
+    elseif c >= 194 and c <= 223 and is_cont(c2) then
+      i = i + 2
+    elseif c >= 224 and c <= 239 and is_cont(c2) and is_cont(c3)
+        and not (c == 224 and c2 < 160) and not (c == 237 and c2 > 159) then
+      i = i + 3
+    elseif c >= 240 and c <= 244 and is_cont(c2) and is_cont(c3) and is_cont(c4)
+        and not (c == 240 and c2 < 144) and not (c == 244 and c2 > 143) then
+      i = i + 4
+    else
+      return false
+    end
+  end
+  return true
+end
+
 local function check_hop(hop, where)
   local n = #hop
   if n < 1 or n > MAX_HOP_BYTES then
     return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
+  end
+  if not valid_utf8(hop) then
+    return 'BADHOP ' .. where .. ' is not valid UTF-8'
   end
   if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
     return 'BADHOP ' .. where .. ' contains a control character; hops may not'

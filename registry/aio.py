@@ -10,30 +10,16 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import redis.asyncio
-from redis.exceptions import NoScriptError, ResponseError
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
 
 from .base import RegistryBase
-from .batch import AsyncBatch, map_error
+from .batch import AsyncBatch
 from .operations import DEFAULT_TTL, Call, Program, ThreadInfo, as_dump
+from .transport import AsyncTransport
 from .validation import Chain
 
 T = TypeVar("T")
-
-
-async def run_call_async(client: Any, keys: tuple[str, ...], call: Call[T]) -> T:
-    """Await one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
-    s = call.script
-    if s is None:
-        return call.decode(None)
-    try:
-        try:
-            reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
-        except NoScriptError:
-            await client.script_load(s.source)
-            reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
-    except ResponseError as exc:
-        raise map_error(exc) from None
-    return call.decode(reply)
 
 
 class AsyncThreadRegistry(RegistryBase):
@@ -43,15 +29,67 @@ class AsyncThreadRegistry(RegistryBase):
     fakeredis.FakeAsyncRedis. Use ``async with`` or ``await reg.aclose()``.
     """
 
+    def __init__(
+        self,
+        client: Any,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ) -> None:
+        super().__init__(
+            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
+        )
+        self._transport = AsyncTransport(client, self._ops.keys, self._durability)
+
     @classmethod
     def from_url(
-        cls, url: str, *, namespace: str = "default", ttl: float | None = DEFAULT_TTL, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        cluster: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        **kwargs: Any,
     ) -> AsyncThreadRegistry:
-        """A registry on a client made by ``redis.asyncio.Redis.from_url(url, **kwargs)``."""
-        return cls(redis.asyncio.Redis.from_url(url, **kwargs), namespace=namespace, ttl=ttl)
+        """As ThreadRegistry.from_url, on redis.asyncio clients."""
+        client = (
+            redis.asyncio.cluster.RedisCluster.from_url(url, **kwargs)
+            if cluster
+            else redis.asyncio.Redis.from_url(url, **kwargs)
+        )
+        return cls(
+            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
+        )
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: list[tuple[str, int]],
+        service_name: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        sentinel_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AsyncThreadRegistry:
+        """As ThreadRegistry.from_sentinel, on redis.asyncio clients."""
+        sentinel = redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
+        return cls(
+            sentinel.master_for(service_name),
+            namespace=namespace,
+            ttl=ttl,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
+        )
 
     async def _run(self, call: Call[T]) -> T:
-        return await run_call_async(self._client, self._ops.keys, call)
+        return await self._transport.run(call)
 
     async def _drive(self, program: Program[T]) -> T:
         try:
@@ -67,6 +105,7 @@ class AsyncThreadRegistry(RegistryBase):
         return AsyncBatch(self)
 
     async def aclose(self) -> None:
+        await self._transport.aclose()
         await self._client.aclose()
 
     async def __aenter__(self) -> AsyncThreadRegistry:

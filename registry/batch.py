@@ -12,55 +12,15 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from redis.exceptions import NoScriptError, ResponseError
-
-from .errors import from_script_error
 from .operations import Call, Operations, Program, as_dump
-from .scripts import Script
+from .transport import Durability, Outcome, check_durability
 from .validation import Chain
 
 if TYPE_CHECKING:
     from .aio import AsyncThreadRegistry
     from .client import ThreadRegistry
 
-# How often one batch re-sends calls the server answered NOSCRIPT (a flush may race a load).
-NOSCRIPT_ATTEMPTS = 3
-
 Entry = Call[Any] | Program[Any]
-
-
-def map_error(exc: ResponseError) -> Exception:
-    """The registry exception for a script's error reply, else the reply itself."""
-    return from_script_error(str(exc)) or exc
-
-
-class PipelineRound:
-    """One send of many calls: which to (re)send, and what came back for each."""
-
-    def __init__(self, calls: Sequence[Call[Any]]) -> None:
-        self.calls = calls
-        self.replies: list[Any] = [None] * len(calls)
-        # Calls answered locally (script None) are never sent; their reply stays None.
-        self.scripts = {i: call.script for i, call in enumerate(calls) if call.script is not None}
-        self.todo = list(self.scripts)
-        self.attempts = 0
-
-    def commands(self) -> list[tuple[Any, ...]]:
-        self.attempts += 1
-        return [("EVALSHA", self.scripts[i].sha, *self.calls[i].args) for i in self.todo]
-
-    def take(self, replies: Sequence[Any]) -> list[Script]:
-        """Stores replies; returns the scripts to load before the next send (empty: done)."""
-        retry: list[int] = []
-        for i, reply in zip(self.todo, replies, strict=True):
-            if isinstance(reply, NoScriptError) and self.attempts < NOSCRIPT_ATTEMPTS:
-                retry.append(i)
-            elif isinstance(reply, ResponseError):
-                self.replies[i] = map_error(reply)
-            else:
-                self.replies[i] = reply
-        self.todo = retry
-        return list({self.scripts[i].sha: self.scripts[i] for i in retry}.values())
 
 
 def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any], list[Any]]:
@@ -101,11 +61,12 @@ def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any
     return results
 
 
-def first_error(results: list[Any]) -> list[Any]:
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return results
+def least_acknowledged(so_far: Outcome, outcome: Outcome) -> Outcome:
+    if outcome.acknowledged is None:
+        return so_far
+    if so_far.acknowledged is None or outcome.acknowledged < so_far.acknowledged:
+        return Outcome([], outcome.acknowledged)
+    return so_far
 
 
 class _Queue:
@@ -114,6 +75,7 @@ class _Queue:
     def __init__(self, ops: Operations) -> None:
         self._ops = ops
         self._entries: list[Entry] = []
+        self.results: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -177,6 +139,17 @@ class _Queue:
         entries, self._entries = self._entries, []
         return entries
 
+    def _finish(
+        self, results: list[Any], acked: Outcome, durability: Durability | None, raise_on_error: bool
+    ) -> list[Any]:
+        self.results = results
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        check_durability(acked, durability, results)
+        return results
+
 
 class Batch(_Queue):
     """Queued operations of a ThreadRegistry, sent in one round trip by execute().
@@ -187,34 +160,24 @@ class Batch(_Queue):
     def __init__(self, registry: ThreadRegistry) -> None:
         super().__init__(registry._ops)
         self._registry = registry
-        self.results: list[Any] | None = None
 
     def execute(self, *, raise_on_error: bool = True) -> list[Any]:
         """Send everything queued; the results in order, each as the single call gives it.
 
         With raise_on_error=False a failed operation's exception stands in its place.
         """
+        transport = self._registry._transport
         driver = run_entries(self._take_entries())
+        acked = Outcome([], None)
         try:
             calls = next(driver)
             while True:
-                calls = driver.send(self._send(calls))
+                outcome = transport.send_many(calls)
+                acked = least_acknowledged(acked, outcome)
+                calls = driver.send(outcome.replies)
         except StopIteration as done:
             results: list[Any] = done.value
-        self.results = results
-        return first_error(results) if raise_on_error else results
-
-    def _send(self, calls: Sequence[Call[Any]]) -> list[Any]:
-        client, keys = self._registry._client, self._registry._ops.keys
-        sending = PipelineRound(calls)
-        while sending.todo:
-            pipe = client.pipeline(transaction=False)
-            for name, sha, *args in sending.commands():
-                pipe.execute_command(name, sha, len(keys), *keys, *args)
-            missing = sending.take(pipe.execute(raise_on_error=False))
-            for s in missing:
-                client.script_load(s.source)
-        return sending.replies
+        return self._finish(results, acked, transport.durability, raise_on_error)
 
     def __enter__(self) -> Self:
         return self
@@ -230,31 +193,21 @@ class AsyncBatch(_Queue):
     def __init__(self, registry: AsyncThreadRegistry) -> None:
         super().__init__(registry._ops)
         self._registry = registry
-        self.results: list[Any] | None = None
 
     async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
         """As Batch.execute, as a coroutine."""
+        transport = self._registry._transport
         driver = run_entries(self._take_entries())
+        acked = Outcome([], None)
         try:
             calls = next(driver)
             while True:
-                calls = driver.send(await self._send(calls))
+                outcome = await transport.send_many(calls)
+                acked = least_acknowledged(acked, outcome)
+                calls = driver.send(outcome.replies)
         except StopIteration as done:
             results: list[Any] = done.value
-        self.results = results
-        return first_error(results) if raise_on_error else results
-
-    async def _send(self, calls: Sequence[Call[Any]]) -> list[Any]:
-        client, keys = self._registry._client, self._registry._ops.keys
-        sending = PipelineRound(calls)
-        while sending.todo:
-            pipe = client.pipeline(transaction=False)
-            for name, sha, *args in sending.commands():
-                pipe.execute_command(name, sha, len(keys), *keys, *args)
-            missing = sending.take(await pipe.execute(raise_on_error=False))
-            for s in missing:
-                await client.script_load(s.source)
-        return sending.replies
+        return self._finish(results, acked, transport.durability, raise_on_error)
 
     async def __aenter__(self) -> Self:
         return self

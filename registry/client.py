@@ -5,30 +5,16 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import NoScriptError, ResponseError
+import redis.cluster
+import redis.sentinel
 
 from .base import RegistryBase
-from .batch import Batch, map_error
+from .batch import Batch
 from .operations import DEFAULT_TTL, Call, Program, ThreadInfo, as_dump
+from .transport import SyncTransport
 from .validation import Chain
 
 T = TypeVar("T")
-
-
-def run_call(client: Any, keys: tuple[str, ...], call: Call[T]) -> T:
-    """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
-    s = call.script
-    if s is None:
-        return call.decode(None)
-    try:
-        try:
-            reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
-        except NoScriptError:
-            client.script_load(s.source)
-            reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
-    except ResponseError as exc:
-        raise map_error(exc) from None
-    return call.decode(reply)
 
 
 class ThreadRegistry(RegistryBase):
@@ -38,17 +24,72 @@ class ThreadRegistry(RegistryBase):
     directions change together for every process and host. See SPEC and README.
     """
 
+    def __init__(
+        self,
+        client: Any,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ) -> None:
+        super().__init__(
+            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
+        )
+        self._transport = SyncTransport(client, self._ops.keys, self._durability)
+
     @classmethod
     def from_url(
-        cls, url: str, *, namespace: str = "default", ttl: float | None = DEFAULT_TTL, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        cluster: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        **kwargs: Any,
     ) -> ThreadRegistry:
-        """A registry on a client made by ``redis.Redis.from_url(url, **kwargs)``."""
-        return cls(redis.Redis.from_url(url, **kwargs), namespace=namespace, ttl=ttl)
+        """A registry on ``redis.Redis.from_url(url, **kwargs)`` (``redis://``, ``rediss://``,
+        ``unix://``), or with ``cluster=True`` on ``redis.cluster.RedisCluster.from_url``."""
+        client = (
+            redis.cluster.RedisCluster.from_url(url, **kwargs)
+            if cluster
+            else redis.Redis.from_url(url, **kwargs)
+        )
+        return cls(
+            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
+        )
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: list[tuple[str, int]],
+        service_name: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        sentinel_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ThreadRegistry:
+        """A registry on the primary that the Sentinels name for `service_name`; it follows
+        the primary across failovers. `kwargs` go to the primary's connections (password,
+        ssl, socket_timeout, ...), `sentinel_kwargs` to the connections to the Sentinels."""
+        sentinel = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
+        return cls(
+            sentinel.master_for(service_name),  # type: ignore[no-untyped-call]
+            namespace=namespace,
+            ttl=ttl,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
+        )
 
     # ------------------------------------------------------------ plumbing
 
     def _run(self, call: Call[T]) -> T:
-        return run_call(self._client, self._ops.keys, call)
+        return self._transport.run(call)
 
     def _drive(self, program: Program[T]) -> T:
         try:

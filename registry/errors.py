@@ -27,8 +27,18 @@ class RootConflictError(RegistryError):
     """The namespace (or table) already has a root for another organism."""
 
 
-class ScriptReplyError(RegistryError):
-    """A script answered with an error this client does not know."""
+class DurabilityError(RegistryError):
+    """Fewer replicas than ``wait_replicas`` acknowledged a write in ``wait_timeout_ms``.
+
+    The write is applied on the primary (and may still reach the replicas); it may be
+    lost if the primary fails before it does. Retrying the same call is safe.
+    ``results`` holds what the call (or batch) returned.
+    """
+
+    def __init__(self, message: str, acknowledged: int, results: list[object]) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
+        self.results = results
 
 
 _BY_CODE: dict[str, type[RegistryError]] = {

@@ -48,6 +48,7 @@ class Call(Generic[T]):
     script: Script | None
     args: tuple[str, ...]
     decode: Callable[[Any], T]
+    writes: bool = False
 
 
 # A multi-step operation (debug_dump, gc): yields Calls, is sent their results.
@@ -100,11 +101,16 @@ class Operations:
 
     def _write_call(self, name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
         s, full = self._write(name, *args)
-        return Call(s, full, decode)
+        return Call(s, full, decode, writes=True)
 
     @staticmethod
     def _read_call(name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
         return Call(script(name), args, decode)
+
+    @staticmethod
+    def _plain_write(name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
+        """A write without ttl/candidate/sweep arguments (cleanup, clear, gc)."""
+        return Call(script(name), args, decode, writes=True)
 
     # ------------------------------------------------------------ roots
 
@@ -181,14 +187,14 @@ class Operations:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), _none)
-        return self._read_call("cleanup", _none, tid)
+        return self._plain_write("cleanup", _none, tid)
 
     def clear(self) -> Call[None]:
         def decode(_: Any) -> None:
             self.root_uuid = None
             self.root_chain = ROOT_CHAIN_BEFORE_INIT
 
-        return self._read_call("clear", decode)
+        return self._plain_write("clear", decode)
 
     # ------------------------------------------------------------ bounded multi-step work
 
@@ -198,7 +204,7 @@ class Operations:
         def decode(reply: Any) -> tuple[int, bool]:
             return int(reply[0]), text(reply[1]) == "0"
 
-        return self._read_call("gc", decode, str(count))
+        return self._plain_write("gc", decode, str(count))
 
     def gc(self, limit: int = 1000) -> Program[int]:
         """Sweep until `limit` mappings were reclaimed or one full pass ended."""

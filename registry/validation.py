@@ -6,6 +6,7 @@ gives Python callers precise messages and keeps a bad batch from sending anythin
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -70,10 +71,11 @@ def check_ttl(ttl: object) -> int | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise InvalidConfigError(f"ttl {ttl!r} must be a number of seconds or None")
-    ms = round(ttl * 1000)
-    if ms < 1:
-        raise InvalidConfigError(f"ttl {ttl!r} must be at least 0.001 seconds (or None to never expire)")
-    return ms
+    if not math.isfinite(ttl) or round(ttl * 1000) < 1:
+        raise InvalidConfigError(
+            f"ttl {ttl!r} must be a finite number >= 0.001 seconds (or None: never expire)"
+        )
+    return round(ttl * 1000)
 
 
 def normalize_id(thread_id: object) -> str | None:
