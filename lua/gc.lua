@@ -5,9 +5,11 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
   ARGV[1] entries to examine (HSCAN COUNT)
 
-  Reply: {reclaimed, next cursor}; cursor '0' means a full pass just ended
+  Reply: {reclaimed, next cursor, cursor it started from}; next cursor '0' means a pass
+  just ended
 ]]
 -- @include _common
 
+local started = redis.call('HGET', K_META, 'cur') or '0'
 local reclaimed, cursor = sweep(tonumber(ARGV[1]))
-return {reclaimed, cursor}
+return {reclaimed, cursor, started}

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 
 from .base import RegistryBase
 from .batch import AsyncBatch
@@ -37,11 +39,12 @@ class AsyncThreadRegistry(RegistryBase):
         ttl: float | None = DEFAULT_TTL,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        retry_seconds: float | None = None,
     ) -> None:
         super().__init__(
             client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
         )
-        self._transport = AsyncTransport(client, self._ops.keys, self._durability)
+        self._transport = AsyncTransport(client, self._ops.keys, self._durability, retry_seconds)
 
     @classmethod
     def from_url(
@@ -79,6 +82,7 @@ class AsyncThreadRegistry(RegistryBase):
         **kwargs: Any,
     ) -> AsyncThreadRegistry:
         """As ThreadRegistry.from_sentinel, on redis.asyncio clients."""
+        kwargs.setdefault("retry", AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 12))
         sentinel = redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
         return cls(
             sentinel.master_for(service_name),

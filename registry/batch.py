@@ -26,38 +26,45 @@ Entry = Call[Any] | Program[Any]
 def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any], list[Any]]:
     """Drives every entry to its result; yields the calls of each round trip.
 
-    Single calls finish in the first round; multi-step entries (debug_dump, gc) take
-    more rounds only when they need more pages. Results keep the entries' order;
-    a failed entry's result is its exception.
+    Entries take effect in their order. Single calls share a round trip; a multi-step
+    entry (debug_dump, gc) sends its first call with the calls before it, then its
+    further pages alone, and the entries after it follow once it is done. So a batch
+    of single calls is one round trip. A failed entry's result is its exception.
     """
     results: list[Any] = [None] * len(entries)
-    pending: dict[int, tuple[Program[Any] | None, Call[Any]]] = {}
-    for i, entry in enumerate(entries):
-        if isinstance(entry, Call):
-            pending[i] = (None, entry)
-        else:
-            try:
-                pending[i] = (entry, next(entry))
-            except StopIteration as done:
-                results[i] = done.value
-    while pending:
-        order = sorted(pending)
-        replies = yield [pending[i][1] for i in order]
-        for i, reply in zip(order, replies, strict=True):
-            program, call = pending.pop(i)
-            if isinstance(reply, Exception):
-                results[i] = reply
-                if program is not None:
-                    program.close()
-                continue
-            value = call.decode(reply)
-            if program is None:
-                results[i] = value
+    i = 0
+    while i < len(entries):
+        segment: list[tuple[int, Program[Any] | None, Call[Any]]] = []
+        while i < len(entries):
+            entry = entries[i]
+            i += 1
+            if isinstance(entry, Call):
+                segment.append((i - 1, None, entry))
                 continue
             try:
-                pending[i] = (program, program.send(value))
+                segment.append((i - 1, entry, next(entry)))
             except StopIteration as done:
-                results[i] = done.value
+                results[i - 1] = done.value
+                continue
+            break  # a multi-step entry ends the segment
+        while segment:
+            replies = yield [call for _, _, call in segment]
+            following: list[tuple[int, Program[Any] | None, Call[Any]]] = []
+            for (index, program, call), reply in zip(segment, replies, strict=True):
+                if isinstance(reply, Exception):
+                    results[index] = reply
+                    if program is not None:
+                        program.close()
+                    continue
+                value = call.decode(reply)
+                if program is None:
+                    results[index] = value
+                    continue
+                try:
+                    following.append((index, program, program.send(value)))
+                except StopIteration as done:
+                    results[index] = done.value
+            segment = following
     return results
 
 

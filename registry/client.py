@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 import redis
 import redis.cluster
 import redis.sentinel
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from .base import RegistryBase
 from .batch import Batch
@@ -32,11 +34,12 @@ class ThreadRegistry(RegistryBase):
         ttl: float | None = DEFAULT_TTL,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        retry_seconds: float | None = None,
     ) -> None:
         super().__init__(
             client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
         )
-        self._transport = SyncTransport(client, self._ops.keys, self._durability)
+        self._transport = SyncTransport(client, self._ops.keys, self._durability, retry_seconds)
 
     @classmethod
     def from_url(
@@ -77,6 +80,9 @@ class ThreadRegistry(RegistryBase):
         """A registry on the primary that the Sentinels name for `service_name`; it follows
         the primary across failovers. `kwargs` go to the primary's connections (password,
         ssl, socket_timeout, ...), `sentinel_kwargs` to the connections to the Sentinels."""
+        # master_for() connections get no retries of their own; after a failover the
+        # first call on each pooled connection would fail. Retry, with backoff.
+        kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 12))
         sentinel = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
         return cls(
             sentinel.master_for(service_name),  # type: ignore[no-untyped-call]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .errors import InvalidConfigError
 from .keys import namespace_keys
 from .scripts import Script, script
 from .validation import (
@@ -198,24 +199,29 @@ class Operations:
 
     # ------------------------------------------------------------ bounded multi-step work
 
-    def gc_step(self, count: int = GC_STEP) -> Call[tuple[int, bool]]:
-        """One sweep step; the result is (reclaimed, whether a full pass just ended)."""
+    def gc_step(self, count: int = GC_STEP) -> Call[tuple[int, bool, bool]]:
+        """One sweep step: (reclaimed, whether a pass just ended, whether it began one)."""
 
-        def decode(reply: Any) -> tuple[int, bool]:
-            return int(reply[0]), text(reply[1]) == "0"
+        def decode(reply: Any) -> tuple[int, bool, bool]:
+            return int(reply[0]), text(reply[1]) == "0", text(reply[2]) == "0"
 
         return self._plain_write("gc", decode, str(count))
 
     def gc(self, limit: int = 1000) -> Program[int]:
-        """Sweep until `limit` mappings were reclaimed or one full pass ended."""
+        """Sweep until `limit` mappings were reclaimed or every entry was examined once."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"gc limit {limit!r} must be a positive int")
+            raise InvalidConfigError(f"gc limit {limit!r} must be a positive int")
         reclaimed = 0
+        passes_to_end: int | None = None  # a sweep that began mid-pass needs the next pass too
         while reclaimed < limit:
-            n, wrapped = yield self.gc_step(min(GC_STEP * 4, max(limit - reclaimed, 16)))
+            n, ended, began = yield self.gc_step(min(GC_STEP * 4, max(limit - reclaimed, 16)))
             reclaimed += n
-            if wrapped:
-                break
+            if passes_to_end is None:
+                passes_to_end = 1 if began else 2
+            if ended:
+                passes_to_end -= 1
+                if passes_to_end == 0:
+                    break
         return reclaimed
 
     def dump_page(self, kind: str, cursor: str, count: int = DUMP_PAGE) -> Call[tuple[str, list[ThreadInfo]]]:

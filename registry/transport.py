@@ -5,8 +5,9 @@ client follows MOVED/ASK/TRYAGAIN itself). Batches, and every write when
 ``wait_replicas`` is set, go through `send_plan`: one pipeline on the connection that
 owns the namespace (the client itself, or on a cluster the node holding the
 namespace's slot), with WAIT at its end so acknowledgement costs no extra round trip.
-The plan decides what to re-send after NOSCRIPT, MOVED, ASK, TRYAGAIN or a lost
-connection; the sync and async drivers below only do the I/O it asks for. Re-sending is
+The plan loads scripts the server may lack at the head of the pipeline and decides
+what to re-send after NOSCRIPT, MOVED, ASK, TRYAGAIN or a lost connection; the sync
+and async drivers below only do the I/O it asks for. Re-sending is
 safe because every operation is idempotent.
 """
 
@@ -20,13 +21,17 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
 import redis.cluster
+import redis.sentinel
 from redis.exceptions import (
     AskError,
     ClusterDownError,
+    ClusterError,
     MovedError,
     NoScriptError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,7 +39,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import DurabilityError, from_script_error
 from .operations import Call
-from .scripts import Script
 
 T = TypeVar("T")
 
@@ -43,7 +47,49 @@ T = TypeVar("T")
 RETRY_SECONDS = 20.0
 NOSCRIPT_ATTEMPTS = 3
 # What a whole send may fail with and still be retried (the operations are idempotent).
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError, OSError)
+# ClusterError is what redis-py raises once its own TRYAGAIN/MOVED budget ("TTL") ran out.
+TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+    OSError,
+)
+
+
+def default_retry_seconds(client: Any) -> float:
+    """How long to keep retrying through failover: on Cluster and Sentinel clients, where a
+    failover is expected and takes seconds; on a single server, not at all (redis-py's own
+    connection retries apply), so a dead server is reported at once."""
+    if isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster):
+        return RETRY_SECONDS
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(
+        pool, redis.sentinel.SentinelConnectionPool | redis.asyncio.sentinel.SentinelConnectionPool
+    ):
+        return RETRY_SECONDS
+    return 0.0
+
+
+class Backoff:
+    """Sleeps that double from 50 ms to 500 ms, within a budget of seconds."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.started: float | None = None
+        self.delay = 0.05
+
+    def next_delay(self) -> float | None:
+        """The next sleep, or None when the budget is spent."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if now - self.started >= self.budget:
+            return None
+        delay, self.delay = self.delay, min(self.delay * 2, 0.5)
+        return delay
 
 
 def map_error(exc: ResponseError) -> Exception:
@@ -73,17 +119,12 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
-class Load:
-    script: Script
-
-
-@dataclass(frozen=True, slots=True)
 class Pause:
     seconds: float
     refresh: bool  # re-read the cluster's slot layout first
 
 
-Step = Send | Load | Pause
+Step = Send | Pause
 
 
 @dataclass(slots=True)
@@ -96,37 +137,54 @@ def send_plan(
     calls: Sequence[Call[Any]],
     keys: Sequence[str],
     durability: Durability | None,
-    retry_seconds: float = RETRY_SECONDS,
+    loaded: set[str],
+    retry_seconds: float,
 ) -> Generator[Step, Any, Outcome]:
-    """Decides what to send, and what to re-send, until every call has its reply."""
+    """Decides what to send, and what to re-send, until every call has its reply.
+
+    Order matters: the calls must take effect in their order. Scripts not known to be
+    on the server (`loaded`, kept by the transport) are loaded at the head of the same
+    pipeline, so a NOSCRIPT can only come from a flush or failover in the middle of it;
+    then, as with MOVED, ASK or TRYAGAIN during a failover or a slot migration, the
+    calls that failed are a suffix of the round, and are re-sent in their order.
+    """
     outcome = Outcome([None] * len(calls), None)
     scripts = {i: call.script for i, call in enumerate(calls) if call.script is not None}
     todo = list(scripts)
     node: tuple[str, int] | None = None
     asking = False
     noscript_rounds = 0
-    started = time.monotonic()
-    backoff = 0.05
-
-    def give_up() -> bool:
-        return time.monotonic() - started > retry_seconds
+    backoff = Backoff(retry_seconds)
 
     while todo:
-        commands: list[tuple[Any, ...]] = [
-            ("EVALSHA", scripts[i].sha, len(keys), *keys, *calls[i].args) for i in todo
-        ]
+        if noscript_rounds >= 2:
+            # The cache keeps being flushed under us: send the sources themselves.
+            loads = []
+            commands: list[tuple[Any, ...]] = [
+                ("EVAL", scripts[i].source, len(keys), *keys, *calls[i].args) for i in todo
+            ]
+        else:
+            loads = list({scripts[i].sha: scripts[i] for i in todo if scripts[i].sha not in loaded}.values())
+            commands = [("SCRIPT", "LOAD", s.source) for s in loads]
+            commands += [("EVALSHA", scripts[i].sha, len(keys), *keys, *calls[i].args) for i in todo]
         wait = durability is not None and any(calls[i].writes for i in todo)
         if wait:
             assert durability is not None
             commands.append(("WAIT", durability.replicas, durability.timeout_ms))
         got = yield Send(commands, node, asking)
         node, asking = None, False
+        if not isinstance(got, BaseException):
+            failed_load = next((r for r in got[: len(loads)] if isinstance(r, Exception)), None)
+            if failed_load is not None:
+                got = failed_load
         if isinstance(got, BaseException):
-            if give_up():
+            delay = backoff.next_delay()
+            if delay is None:
                 raise got
-            yield Pause(backoff, refresh=True)
-            backoff = min(backoff * 2, 0.5)
+            yield Pause(delay, refresh=True)
             continue
+        loaded.update(s.sha for s in loads)
+        got = got[len(loads) :]
         if wait:
             acked = got[-1]
             got = got[:-1]
@@ -134,12 +192,11 @@ def send_plan(
                 prior = outcome.acknowledged
                 outcome.acknowledged = acked if prior is None else min(prior, acked)
         retry: list[int] = []
-        missing: dict[str, Script] = {}
         refresh = pause = False
         for i, reply in zip(todo, got, strict=True):
             if isinstance(reply, NoScriptError):
                 retry.append(i)
-                missing[scripts[i].sha] = scripts[i]
+                loaded.clear()  # a flush or a failover took every script
             elif isinstance(reply, MovedError):  # before AskError: MovedError subclasses it
                 retry.append(i)
                 refresh = True
@@ -153,21 +210,18 @@ def send_plan(
                 outcome.replies[i] = map_error(reply)
             else:
                 outcome.replies[i] = reply
-        todo = retry
-        if missing:
+        if any(isinstance(reply, NoScriptError) for reply in got):
             noscript_rounds += 1
-            for s in missing.values():
-                yield Load(s)
-        if todo and (noscript_rounds > NOSCRIPT_ATTEMPTS or give_up()):
+        todo = retry
+        delay = backoff.next_delay() if pause else 0.0
+        if todo and (noscript_rounds > NOSCRIPT_ATTEMPTS or delay is None):
             for i in todo:
                 outcome.replies[i] = ResponseError(
-                    f"gave up re-sending {scripts[i].name} after {retry_seconds}s"
+                    f"gave up re-sending {scripts[i].name} within {retry_seconds}s"
                 )
             break
         if refresh or pause:
-            yield Pause(backoff if pause else 0.0, refresh=refresh)
-            if pause:
-                backoff = min(backoff * 2, 0.5)
+            yield Pause(delay or 0.0, refresh=refresh)
     return outcome
 
 
@@ -187,7 +241,20 @@ def check_durability(outcome: Outcome, durability: Durability | None, results: l
 # ---------------------------------------------------------------- sync
 
 
-def run_call(client: Any, keys: Sequence[str], call: Call[T]) -> T:
+def run_call(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
+    """Send one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
+    backoff = Backoff(retry_seconds)
+    while True:
+        try:
+            return run_call_once(client, keys, call)
+        except TRANSIENT:
+            delay = backoff.next_delay()
+            if delay is None:
+                raise
+            time.sleep(delay)
+
+
+def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
     """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
     s = call.script
     if s is None:
@@ -197,7 +264,11 @@ def run_call(client: Any, keys: Sequence[str], call: Call[T]) -> T:
             reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
         except NoScriptError:
             client.script_load(s.source)
-            reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+            try:
+                reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+            except NoScriptError:
+                # Flushed again between our load and our call: send the source itself.
+                reply = client.execute_command("EVAL", s.source, len(keys), *keys, *call.args)
     except ResponseError as exc:
         raise map_error(exc) from None
     return call.decode(reply)
@@ -206,16 +277,24 @@ def run_call(client: Any, keys: Sequence[str], call: Call[T]) -> T:
 class SyncTransport:
     """Sends Calls for one registry: its client, its keys, its durability setting."""
 
-    def __init__(self, client: Any, keys: Sequence[str], durability: Durability | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        keys: Sequence[str],
+        durability: Durability | None,
+        retry_seconds: float | None = None,
+    ) -> None:
         self.client = client
         self.keys = tuple(keys)
         self.durability = durability
+        self.retry_seconds = default_retry_seconds(client) if retry_seconds is None else retry_seconds
         self.cluster = isinstance(client, redis.cluster.RedisCluster)
+        self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
 
     def run(self, call: Call[T]) -> T:
         if self.durability is None or not call.writes:
-            return run_call(self.client, self.keys, call)
-        outcome = self._drive(send_plan([call], self.keys, self.durability))
+            return run_call(self.client, self.keys, call, self.retry_seconds)
+        outcome = self._drive(send_plan([call], self.keys, self.durability, self.loaded, self.retry_seconds))
         reply = outcome.replies[0]
         if isinstance(reply, Exception):
             raise reply
@@ -224,7 +303,7 @@ class SyncTransport:
         return result
 
     def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        return self._drive(send_plan(calls, self.keys, self.durability))
+        return self._drive(send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds))
 
     def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
@@ -236,9 +315,6 @@ class SyncTransport:
                     except TRANSIENT as exc:
                         result = exc
                     step = plan.send(result)
-                elif isinstance(step, Load):
-                    self.client.script_load(step.script.source)
-                    step = plan.send(None)
                 else:
                     if step.refresh and self.cluster:
                         self.client.nodes_manager.initialize()
@@ -270,7 +346,20 @@ class SyncTransport:
 # ---------------------------------------------------------------- async
 
 
-async def run_call_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
+async def run_call_async(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
+    """Await one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
+    backoff = Backoff(retry_seconds)
+    while True:
+        try:
+            return await run_call_once_async(client, keys, call)
+        except TRANSIENT:
+            delay = backoff.next_delay()
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+
+
+async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
     """Await one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
     s = call.script
     if s is None:
@@ -280,7 +369,11 @@ async def run_call_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
             reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
         except NoScriptError:
             await client.script_load(s.source)
-            reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+            try:
+                reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+            except NoScriptError:
+                # Flushed again between our load and our call: send the source itself.
+                reply = await client.execute_command("EVAL", s.source, len(keys), *keys, *call.args)
     except ResponseError as exc:
         raise map_error(exc) from None
     return call.decode(reply)
@@ -289,17 +382,27 @@ async def run_call_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
 class AsyncTransport:
     """The asyncio twin of SyncTransport (same plan, awaited I/O)."""
 
-    def __init__(self, client: Any, keys: Sequence[str], durability: Durability | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        keys: Sequence[str],
+        durability: Durability | None,
+        retry_seconds: float | None = None,
+    ) -> None:
         self.client = client
         self.keys = tuple(keys)
         self.durability = durability
+        self.retry_seconds = default_retry_seconds(client) if retry_seconds is None else retry_seconds
         self.cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
         self._node_clients: dict[str, redis.asyncio.Redis] = {}
 
     async def run(self, call: Call[T]) -> T:
         if self.durability is None or not call.writes:
-            return await run_call_async(self.client, self.keys, call)
-        outcome = await self._drive(send_plan([call], self.keys, self.durability))
+            return await run_call_async(self.client, self.keys, call, self.retry_seconds)
+        outcome = await self._drive(
+            send_plan([call], self.keys, self.durability, self.loaded, self.retry_seconds)
+        )
         reply = outcome.replies[0]
         if isinstance(reply, Exception):
             raise reply
@@ -308,7 +411,9 @@ class AsyncTransport:
         return result
 
     async def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        return await self._drive(send_plan(calls, self.keys, self.durability))
+        return await self._drive(
+            send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds)
+        )
 
     async def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
@@ -320,9 +425,6 @@ class AsyncTransport:
                     except TRANSIENT as exc:
                         result = exc
                     step = plan.send(result)
-                elif isinstance(step, Load):
-                    await self.client.script_load(step.script.source)
-                    step = plan.send(None)
                 else:
                     if step.refresh and self.cluster:
                         await self.client.nodes_manager.initialize()
