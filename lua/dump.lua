@@ -3,14 +3,14 @@
   The client walks the threads hash, then the permanent threads in meta, each by
   cursor until it returns '0'.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] 't' for expiring threads, 'p' for permanent ones
   ARGV[2] cursor ('0' to start)
   ARGV[3] page size hint (HSCAN COUNT)
 
   Reply: {next cursor, id, chain, deadline ms or '', id, chain, deadline, ...}
 ]]
--- @include _common
+-- @include _core
 
 local out = {}
 if ARGV[1] == 't' then

@@ -2,7 +2,7 @@
   extend_chain: the id of (chain of ARGV[4]) + one hop, bound now if it has none.
   An unknown or expired current id gives the one-hop chain [hop].
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
   ARGV[2] a fresh random UUID
   ARGV[3] entries to sweep for expiry on the way, '0' for none
@@ -12,11 +12,12 @@
   Reply: the thread id of the extended chain
   Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256; all before any write)
 ]]
--- @include _common
+-- @include _core
+-- @include _write
 
 local err = begin_write() or check_hop(ARGV[5], 'next hop')
 if err then return redis.error_reply(err) end
-local current = find(ARGV[4])
+local current, current_dl, current_perm = find(ARGV[4])
 local chain = ARGV[5]
 if current then
   chain = current .. SEP .. ARGV[5]
@@ -26,6 +27,6 @@ if current then
   end
 end
 ensure_salt()
-local id = get_or_create(chain, false)
+local id = get_or_create(chain, false, nil, current and {ARGV[4], current_dl, current_perm})
 end_write()
 return id

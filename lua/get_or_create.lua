@@ -2,7 +2,7 @@
   get_or_create: the id of a chain, bound now if it has none.
   Also serves start_chain. Touches the chain and its live ancestors.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
   ARGV[2] a fresh random UUID (used only if the derived id is taken)
   ARGV[3] entries to sweep for expiry on the way, '0' for none
@@ -11,7 +11,8 @@
   Reply: the thread id
   Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write)
 ]]
--- @include _common
+-- @include _core
+-- @include _write
 
 local err = begin_write() or check_chain(ARGV[4])
 if err then return redis.error_reply(err) end

@@ -2,12 +2,12 @@
   get_table_for_thread: the table a thread belongs to, that is the first hop of its
   chain when that hop names a registered table root. Never writes.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] thread id
 
   Reply: the table name, or false
 ]]
--- @include _common
+-- @include _core
 
 local chain = find(ARGV[1])
 if not chain then return false end

@@ -3,7 +3,7 @@
   The root never expires. A namespace has one root: asking for another organism
   while it lives is a ROOTCONFLICT.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire (applies to live ancestors only)
   ARGV[2] a fresh random UUID
   ARGV[3] entries to sweep for expiry on the way, '0' for none
@@ -12,7 +12,8 @@
   Reply: the root's thread id
   Errors: BADARG, BADID, BADHOP, ROOTCONFLICT (all before any write)
 ]]
--- @include _common
+-- @include _core
+-- @include _write
 
 local err = begin_write() or check_hop(ARGV[4], 'organism name')
 if err then return redis.error_reply(err) end

@@ -3,7 +3,7 @@
   shared by every process. Table roots never expire. One organism per table: another
   while it lives is a TABLECONFLICT.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire (applies to live ancestors only)
   ARGV[2] a fresh random UUID
   ARGV[3] entries to sweep for expiry on the way, '0' for none
@@ -13,7 +13,8 @@
   Reply: the table root's thread id
   Errors: BADARG, BADID, BADHOP, TABLECONFLICT (all before any write)
 ]]
--- @include _common
+-- @include _core
+-- @include _write
 
 local err = begin_write() or check_hop(ARGV[4], 'table name') or check_hop(ARGV[5], 'organism name')
 if err then return redis.error_reply(err) end

@@ -4,7 +4,7 @@
   the caller the answer goes to. A one-hop chain has no caller: its mapping is
   removed. The pruned thread itself is left as it is.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
   ARGV[2] a fresh random UUID
   ARGV[3] entries to sweep for expiry on the way, '0' for none
@@ -13,7 +13,8 @@
   Reply: {target hop, thread id}, or {false, false} for an unknown id or a one-hop chain
   Errors: BADARG, BADID (before any write)
 ]]
--- @include _common
+-- @include _core
+-- @include _write
 
 local err = begin_write()
 if err then return redis.error_reply(err) end

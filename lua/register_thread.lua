@@ -4,7 +4,7 @@
   An id already bound is returned unchanged (and touched); a chain that already has
   another id returns that id and binds nothing.
 
-  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _common.lua)
+  KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
   ARGV[2] a fresh random UUID
   ARGV[3] entries to sweep for expiry on the way, '0' for none
@@ -15,7 +15,8 @@
   Reply: the thread id now bound to the chain
   Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write)
 ]]
--- @include _common
+-- @include _core
+-- @include _write
 
 local err = begin_write() or check_id(ARGV[4]) or check_hop(ARGV[5], 'initiator')
   or check_hop(ARGV[6], 'target')
@@ -23,8 +24,11 @@ if err then return redis.error_reply(err) end
 local tid = ARGV[4]
 local bound, dl, perm = find(tid)
 if bound then
-  touch(tid, bound, dl, perm, false)
-  touch_ancestors(bound)
+  local permanent = NEWDL == nil
+  if not fresh(dl, perm, permanent) then
+    touch(tid, bound, permanent)
+    touch_ancestors(bound, permanent)
+  end
   end_write()
   return tid
 end
@@ -38,14 +42,7 @@ if root_chain then
   end
 end
 ensure_salt()
-local id, dl_or_derived, perm_or_stale = resolve(chain)
-if id then
-  touch(id, chain, dl_or_derived, perm_or_stale, false)
-else
-  if not dl_or_derived then dl_or_derived = derived_id(chain) end
-  id = create(chain, dl_or_derived, perm_or_stale, tid, false)
-  if type(id) == 'table' then return id end
-end
-touch_ancestors(chain)
+local id = get_or_create(chain, false, tid)
+if type(id) == 'table' then return id end
 end_write()
 return id

@@ -1,0 +1,270 @@
+"""Writing a run down: latest.json, latest.md and latest.png under the output directory."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from . import contenders as C
+
+SHORT = {"ours": "(a) ours", "plain": "(b) plain", "watch": "(c) WATCH", "floor": "(d) floor"}
+
+
+def _num(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def meta_line(meta: dict[str, Any]) -> list[str]:
+    return [
+        f"- date: {meta['date']} ({meta['mode']} mode, {meta.get('duration_s', '?')} s, {meta['server']})",
+        f"- machine: {meta['cores']} cores, {meta['cpu_model']}, {meta['platform']}, "
+        f"load average at start {', '.join(f'{x:.2f}' for x in meta['load_average'])}",
+        f"- versions: Python {meta['python']}, redis-py {meta['redis_py']}, hiredis {meta['hiredis']}, "
+        f"redis-server {meta['redis_server']}",
+        f"- slices: {meta['config']['rounds']} interleaved rounds of {meta['config']['slice_s']} s per "
+        "operation and contender; ops/s is the median over rounds (summed over client processes), "
+        "latency percentiles pool every call",
+    ]
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    meta = rep["meta"]
+    out = ["# Thread registry benchmarks", "", *meta_line(meta), ""]
+    out += ["Contenders: " + "; ".join(f"{C.LABELS[n]}" for n in C.NAMES) + ".", ""]
+
+    out += [
+        "## Targets",
+        "",
+        "Ratios are the median over rounds of the two contenders' ops/s in that round (their slices ran "
+        "side by side in time). Timing targets never fail a test.",
+        "",
+        "| target | this run | bar | result |",
+        "|---|---:|---:|---|",
+    ]
+    for t in rep.get("targets", []):
+        unit = t["unit"]
+        value = f"{t['value']:g}{unit}" if t["bar"] is not None else str(t["value"])
+        bar = "-" if t["bar"] is None else ("<= " if unit in ("B", "") else ">= ") + f"{t['bar']:g}{unit}"
+        detail = t.get("detail")
+        status = t["status"] + (f" {json.dumps(detail, sort_keys=True)}" if detail else "")
+        out.append(f"| {t['target']} | {value} | {bar} | {status} |")
+    out.append("")
+
+    for shape, body in rep["shapes"].items():
+        out += [f"## {body['label']} ({shape})", ""]
+        out += [
+            "ops/s (p50 / p99 latency in µs)",
+            "",
+            "| operation | " + " | ".join(SHORT[n] for n in C.NAMES) + " | a/b | a/c | a/d |",
+            "|---|" + "---:|" * (len(C.NAMES) + 3),
+        ]
+        for op, row in body["ops"].items():
+            cells = []
+            for n in C.NAMES:
+                r = row.get(n)
+                cells.append(f"{_num(r['ops_s'])} ({_num(r['p50_us'])} / {_num(r['p99_us'])})" if r else "-")
+            a = row.get("ours", {}).get("ops_s", 0)
+            ratios = [_ratio(a, row.get(n, {}).get("ops_s", 0)) for n in ("plain", "watch", "floor")]
+            out.append(f"| {op} | " + " | ".join(cells + ratios) + " |")
+        out.append("")
+        cont = body.get("contention")
+        if cont:
+            out += [
+                "Contention: after the run, every stored chain was checked (two ids for one chain; "
+                "chain->id and id->chain not pointing at each other), and the ids handed to different "
+                "clients for the same new chain were compared.",
+                "",
+                "| contender | threads stored | chains with two ids | chains whose directions disagree "
+                "| clients handed different ids (get_or_create / extend_chain / register_thread) "
+                "| WATCH retries |",
+                "|---|---:|---:|---:|---|---:|",
+            ]
+            for n in ("ours", "plain", "watch"):
+                c = cont[n]
+                handed = " / ".join(str(v) for v in c["clients_handed_different_ids"].values())
+                retries = c.get("retries_total", "-")
+                out.append(
+                    f"| {SHORT[n]} | {c['threads']} | {c['chains_with_two_ids']} | "
+                    f"{c['chains_with_disagreeing_directions']} | {handed} | {retries} |"
+                )
+            if cont["watch"].get("retries"):
+                out.append("")
+                out.append(
+                    "WATCH retries by operation: "
+                    + ", ".join(f"{k} {v}" for k, v in cont["watch"]["retries"].items())
+                )
+            out.append("")
+
+    b = rep.get("batches", {})
+    out += ["## Batches (this library, one pipeline round trip per batch)", ""]
+    if "skipped" in b:
+        out += [f"Skipped: {b['skipped']}", ""]
+    else:
+        out += [
+            "| operation | api/size | ops/s | p50 / p99 µs per call or batch | vs single |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for op, row in b.get("ops", {}).items():
+            for variant in b["variants"]:
+                r = row.get(variant)
+                if not r:
+                    continue
+                single = row.get(variant.split("/")[0] + "/single", {}).get("ops_s", 0)
+                out.append(
+                    f"| {op} | {variant} | {_num(r['ops_s'])} | {_num(r['p50_us'])} / {_num(r['p99_us'])} "
+                    f"| {_ratio(r['ops_s'], single)} |"
+                )
+        out.append("")
+
+    mem = rep.get("memory", {})
+    out += [
+        "## Memory (used_memory delta, TTL on)",
+        "",
+        "| contender | live threads | bytes | bytes per thread |",
+        "|---|---:|---:|---:|",
+    ]
+    for n, rows in mem.items():
+        for _, r in rows.items():
+            out.append(f"| {SHORT[n]} | {r['threads']:,} | {r['bytes']:,} | {r['bytes_per_thread']} |")
+    out.append("")
+
+    prof = rep.get("profile", {})
+    if prof.get("breakdown"):
+        out += [
+            "## Where the time of one call goes (1 client, µs per call, measured apart from the slices)",
+            "",
+            "build = Python builds the Call (validation, uuid4, strings); server = EVALSHA time on the "
+            "server (INFO commandstats); rest = redis-py send/receive, socket, reply decoding.",
+            "",
+            "| operation | ours wall | build | server | rest | floor wall | floor server | floor rest |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for op, r in prof["breakdown"].items():
+            out.append(
+                f"| {op} | {r['ours_wall_us']} | {r['ours_build_us']} | {r['ours_server_us']} | "
+                f"{r['ours_client_rest_us']} | {r['floor_wall_us']} | {r['floor_server_us']} | "
+                f"{r['floor_client_rest_us']} |"
+            )
+        out.append("")
+    for op, lines in prof.get("cprofile", {}).items():
+        out += [
+            f"cProfile of {op} (a missed target), top functions by own time:",
+            "",
+            "```",
+            *lines,
+            "```",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def chart(rep: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"ours": "#1f77b4", "plain": "#ff7f0e", "watch": "#2ca02c", "floor": "#7f7f7f"}
+    fig, axes = plt.subplots(3, 2, figsize=(15, 14))
+    meta = rep["meta"]
+    fig.suptitle(
+        f"Thread registry benchmarks, {meta['date']} ({meta['mode']}): "
+        f"{meta['cores']} cores {meta['cpu_model']}, "
+        f"Python {meta['python']}, redis-py {meta['redis_py']}, redis-server {meta['redis_server']}",
+        fontsize=10,
+    )
+    panels = list(rep["shapes"].items())
+    for ax, (_, body) in zip(axes.flat[:3], panels, strict=False):
+        ops = list(body["ops"])
+        width = 0.8 / len(C.NAMES)
+        for k, n in enumerate(C.NAMES):
+            vals = [body["ops"][op].get(n, {}).get("ops_s", 0) for op in ops]
+            xs = [i + (k - (len(C.NAMES) - 1) / 2) * width for i in range(len(ops))]
+            ax.bar(xs, vals, width, label=SHORT[n], color=colors[n])
+        ax.set_xticks(range(len(ops)), [op.replace("_", "_\n", 1) for op in ops], fontsize=8)
+        ax.set_ylabel("ops/s")
+        ax.set_title(body["label"], fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+
+    ax = axes.flat[3]
+    b = rep.get("batches", {})
+    if "ops" in b:
+        ops = list(b["ops"])
+        vs = b["variants"]
+        width = 0.8 / len(vs)
+        cmap = plt.get_cmap("viridis")
+        for k, v in enumerate(vs):
+            vals = [b["ops"][op].get(v, {}).get("ops_s", 0) for op in ops]
+            xs = [i + (k - (len(vs) - 1) / 2) * width for i in range(len(ops))]
+            ax.bar(xs, vals, width, label=v, color=cmap(k / max(1, len(vs) - 1)))
+        ax.set_xticks(range(len(ops)), ops, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("ops/s (log)")
+        ax.legend(fontsize=7, ncol=2)
+    ax.set_title("(a) batches: api/size, 1 client", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+
+    ax = axes.flat[4]
+    mem = rep.get("memory", {})
+    names = list(mem)
+    sizes = sorted({s for rows in mem.values() for s in rows}, key=int)
+    width = 0.8 / max(1, len(names))
+    for k, n in enumerate(names):
+        vals = [mem[n].get(s, {}).get("bytes_per_thread", 0) for s in sizes]
+        xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(sizes))]
+        bars = ax.bar(xs, vals, width, label=SHORT[n], color=colors[n])
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.axhline(200, color="red", linestyle="--", linewidth=1, label="target 200 B")
+    ax.set_xticks(range(len(sizes)), [f"{int(s):,} threads" for s in sizes], fontsize=8)
+    ax.set_ylabel("bytes per live thread")
+    ax.set_title("memory, TTL on", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+
+    ax = axes.flat[5]
+    single = rep["shapes"].get("single", {}).get("ops", {})
+    ops = list(single)
+    width = 0.8 / len(C.NAMES)
+    for k, n in enumerate(C.NAMES):
+        vals = [single[op].get(n, {}).get("p50_us", 0) for op in ops]
+        xs = [i + (k - (len(C.NAMES) - 1) / 2) * width for i in range(len(ops))]
+        ax.bar(xs, vals, width, label=SHORT[n], color=colors[n])
+    ax.set_xticks(range(len(ops)), [op.replace("_", "_\n", 1) for op in ops], fontsize=8)
+    ax.set_ylabel("p50 latency, µs (lower is better)")
+    ax.set_title("p50 latency, 1 client (p99 in latest.md)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def console(rep: dict[str, Any]) -> str:
+    """The short summary printed at the end: targets with PASS/MISS."""
+    lines = ["", "Targets:"]
+    for t in rep.get("targets", []):
+        bar = "" if t["bar"] is None else f" (bar {t['bar']:g}{t['unit']})"
+        lines.append(f"  {t['status']:4}  {t['target']}: {t['value']:g}{t['unit']}{bar}")
+    return "\n".join(lines)
+
+
+def write_all(rep: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "latest.json", "md": out_dir / "latest.md", "png": out_dir / "latest.png"}
+    paths["json"].write_text(json.dumps(rep, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    paths["md"].write_text(markdown(rep) + "\n", encoding="utf-8")
+    try:
+        chart(rep, paths["png"])
+    except ImportError:  # matplotlib is in the `bench` extra; JSON and Markdown do not need it
+        del paths["png"]
+    return paths

@@ -1,0 +1,306 @@
+-- _write.lua: helpers of the scripts that bind and touch threads; pasted after _core.
+--
+-- Every write script passes ARGV[1] ttl in ms ('' = never expire), ARGV[2] a fresh
+-- random UUID, ARGV[3] how many thread entries to sweep for expiry on the way ('0' = none).
+--
+-- Deadlines: a touched thread gets NOW + ttl; every live ancestor whose deadline is
+-- earlier gets NOW + ttl + HEADROOM (ttl/64, at most 1 s). Invariant: a live ancestor
+-- is permanent, or expires no earlier than its descendants. So the walk up the chain
+-- stops at the first ancestor that is already late enough, and thanks to HEADROOM a
+-- busy subtree rewrites its ancestors once per HEADROOM, not on every write.
+
+local SALT = redis.call('HGET', K_META, 'salt')
+local NEWDL        -- deadline a write gives what it touches; nil = never expire
+local HEADROOM = 0
+local CANDIDATE    -- fresh random id from the client, used when the derived id is taken
+local MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
+
+local function enc_dl(ms)
+  local b = {}
+  for i = 6, 1, -1 do
+    b[i] = ms % 256
+    ms = (ms - b[i]) / 256
+  end
+  return string.char(b[1], b[2], b[3], b[4], b[5], b[6])
+end
+
+-- ---------------------------------------------------------------- input rules
+
+local function is_cont(b)
+  return b ~= nil and b >= 128 and b <= 191
+end
+
+-- Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+local function valid_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c, c2, c3, c4 = string.byte(s, i, i + 3)
+    if c < 128 then
+      i = i + 1
+    elseif c >= 194 and c <= 223 and is_cont(c2) then
+      i = i + 2
+    elseif c >= 224 and c <= 239 and is_cont(c2) and is_cont(c3)
+        and not (c == 224 and c2 < 160) and not (c == 237 and c2 > 159) then
+      i = i + 3
+    elseif c >= 240 and c <= 244 and is_cont(c2) and is_cont(c3) and is_cont(c4)
+        and not (c == 240 and c2 < 144) and not (c == 244 and c2 > 143) then
+      i = i + 4
+    else
+      return false
+    end
+  end
+  return true
+end
+
+local function check_hop(hop, where)
+  local n = #hop
+  if n < 1 or n > MAX_HOP_BYTES then
+    return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
+  end
+  if not valid_utf8(hop) then
+    return 'BADHOP ' .. where .. ' is not valid UTF-8'
+  end
+  if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
+    return 'BADHOP ' .. where .. ' contains a control character; hops may not'
+  end
+  return nil
+end
+
+-- Validates a whole encoded chain; returns an error string or nil.
+local function check_chain(chain)
+  local seps = separators(chain)
+  if #seps + 1 > MAX_HOPS then
+    return 'BADCHAIN chain has ' .. (#seps + 1) .. ' hops; at most 256 are allowed'
+  end
+  local from = 1
+  for i = 1, #seps + 1 do
+    local to = (seps[i] or (#chain + 1)) - 1
+    local err = check_hop(string.sub(chain, from, to), 'hop ' .. i)
+    if err then return err end
+    from = to + 2
+  end
+  return nil
+end
+
+local function check_id(id)
+  if not string.find(id, '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$')
+      or string.find(id, '%u') then
+    return 'BADID thread id ' .. id .. ' is not a lowercase UUID string'
+  end
+  return nil
+end
+
+-- ---------------------------------------------------------------- ids
+
+-- The id a chain gets unless it is taken: a keyed digest of the chain, so the
+-- chain -> id direction needs no storage of its own. Real servers have sha1hex;
+-- fakeredis does not, and gets a keyed polynomial hash (collisions are handled
+-- by the override path either way, so only opacity depends on the digest).
+local digest
+if redis.sha1hex then
+  digest = redis.sha1hex
+else
+  local P = {67108859, 67108837, 67108819, 67108777, 67108763}
+  local M = {16777619, 22222223, 19999999, 23456789, 17171717}
+  digest = function(s)
+    local h = {1, 7, 13, 29, 31}
+    for from = 1, #s, 128 do
+      local bytes = {string.byte(s, from, math.min(from + 127, #s))}
+      for j = 1, #bytes do
+        local x = bytes[j]
+        for k = 1, 5 do h[k] = (h[k] * M[k] + x + 1) % P[k] end
+      end
+    end
+    local out = {}
+    for k = 1, 5 do out[k] = string.format('%07x', h[k]) end
+    return table.concat(out)
+  end
+end
+
+local function derived_id(chain)
+  local hex = digest(SALT .. '\0' .. chain)
+  local variant = string.format('%x', tonumber(string.sub(hex, 17, 17), 16) % 4 + 8)
+  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
+    .. '-' .. variant .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
+end
+
+-- The live id of a chain: id, deadline, permanent. When the chain has none: nil and
+-- what creating it needs to know (derived id, what occupies its slot, any stale override).
+local function resolve(chain)
+  local d = derived_id(chain)
+  local v = redis.call('HGET', K_THREADS, d)
+  if v and string.sub(v, 7) == chain then
+    local dl = dec_dl(v)
+    if dl > NOW then return d, dl, false end
+  end
+  local m = redis.call('HMGET', K_META, 'P' .. d, 'Q' .. chain)
+  if m[1] == chain then return d, nil, true end
+  local o = m[2] or redis.call('HGET', K_OVERRIDES, chain)
+  if o then
+    local c, dl, perm = find(o)
+    if c == chain then
+      return o, dl, perm
+    end
+  end
+  return nil, {derived = d, slot = v, perm_slot = m[1], override = o}
+end
+
+-- ---------------------------------------------------------------- touching
+
+local function note_deadline(dl)
+  if MAXDL == nil or dl > MAXDL then MAXDL = dl end
+end
+
+-- Moves a mapping to the permanent store (roots, table roots, ttl=None writes).
+local function promote(id, chain)
+  redis.call('HDEL', K_THREADS, id)
+  redis.call('HSET', K_META, 'P' .. id, chain)
+  if redis.call('HGET', K_OVERRIDES, chain) == id then
+    redis.call('HDEL', K_OVERRIDES, chain)
+    redis.call('HSET', K_META, 'Q' .. chain, id)
+  end
+end
+
+-- Whether a live mapping already satisfies this write (its ancestors then do too).
+local function fresh(dl, perm, permanent)
+  if perm then return true end
+  if permanent then return false end
+  return dl >= NEWDL
+end
+
+local function touch(id, chain, permanent, headroom)
+  if permanent then
+    promote(id, chain)
+  else
+    local dl = NEWDL + (headroom or 0)
+    redis.call('HSET', K_THREADS, id, enc_dl(dl) .. chain)
+    note_deadline(dl)
+  end
+end
+
+-- Keeps every live ancestor (proper prefix) at least as long-lived, nearest first,
+-- stopping at the first one that already is (see the invariant above).
+local function touch_ancestors(chain, permanent, seps)
+  seps = seps or separators(chain)
+  for i = #seps, 1, -1 do
+    local prefix = string.sub(chain, 1, seps[i] - 1)
+    local id, dl, perm = resolve(prefix)
+    if id then
+      if fresh(dl, perm, permanent) then return end
+      touch(id, prefix, permanent, HEADROOM)
+    end
+  end
+end
+
+-- Binds a chain that has no live id (`miss` from resolve). `forced` is an externally
+-- assigned id whose slot is known to be free or stale.
+local function create(chain, miss, forced, permanent)
+  local o = miss.override
+  if o then
+    local c, dl = find(o)
+    if c == nil and dl then remove(o) end
+    redis.call('HDEL', K_OVERRIDES, chain)
+    redis.call('HDEL', K_META, 'Q' .. chain)
+  end
+  local d = miss.derived
+  local id = forced
+  if not id then
+    if miss.slot and dec_dl(miss.slot) > NOW then
+      id = CANDIDATE  -- the derived id is live for another chain
+    elseif miss.slot then
+      drop_expiring(d, string.sub(miss.slot, 7))
+      id = d
+    elseif miss.perm_slot then
+      id = CANDIDATE  -- the derived id is permanent for another chain
+    else
+      id = d
+    end
+  end
+  if id ~= d then
+    local c, dl = find(id)
+    if c then return redis.error_reply('BADID thread id ' .. id .. ' is already bound') end
+    if dl then remove(id) end
+  end
+  if permanent then
+    redis.call('HSET', K_META, 'P' .. id, chain)
+    if id ~= d then redis.call('HSET', K_META, 'Q' .. chain, id) end
+  else
+    redis.call('HSET', K_THREADS, id, enc_dl(NEWDL) .. chain)
+    note_deadline(NEWDL)
+    if id ~= d then
+      redis.call('HSET', K_OVERRIDES, chain, id)
+    end
+  end
+  return id
+end
+
+-- The id of a chain, bound now (to `forced` if given) if it had none; touches it and
+-- its ancestors. `permanent` makes it (and its ancestors) never expire; so does ttl=None.
+-- `parent`, when the caller already found it: {id, deadline, permanent} of chain minus
+-- its last hop, which saves looking it up again.
+local function get_or_create(chain, permanent, forced, parent)
+  permanent = permanent or NEWDL == nil
+  local id, dl, perm = resolve(chain)
+  if id then
+    if fresh(dl, perm, permanent) then return id end
+    touch(id, chain, permanent)
+  else
+    id = create(chain, dl, forced, permanent)
+    if type(id) == 'table' then return id end
+  end
+  local seps = separators(chain)
+  if parent and #seps > 0 then
+    if fresh(parent[2], parent[3], permanent) then return id end
+    touch(parent[1], string.sub(chain, 1, seps[#seps] - 1), permanent, HEADROOM)
+    seps[#seps] = nil
+  end
+  touch_ancestors(chain, permanent, seps)
+  return id
+end
+
+-- ---------------------------------------------------------------- write protocol
+
+local function begin_write()
+  local ttl = ARGV[1]
+  if ttl ~= '' then
+    local n = tonumber(ttl)
+    if not n or n < 1 or n ~= math.floor(n) then
+      return 'BADARG ttl ' .. ttl .. ' must be a positive whole number of milliseconds'
+    end
+    NEWDL = NOW + n
+    HEADROOM = math.min(math.floor(n / 64), 1000)
+  end
+  local err = check_id(ARGV[2])
+  if err then return err end
+  CANDIDATE = ARGV[2]
+  return nil
+end
+
+local function ensure_salt()
+  if not SALT then
+    SALT = CANDIDATE
+    redis.call('HSET', K_META, 'salt', SALT)
+  end
+end
+
+-- The threads and overrides hashes carry a native expiry no earlier than their latest
+-- deadline, so a namespace left idle is given back by Redis itself.
+local function extend_key_expiry(key)
+  local pttl = redis.call('PTTL', key)
+  if pttl == -2 then return end
+  if pttl == -1 or NOW + pttl < MAXDL then
+    redis.call('PEXPIREAT', key, MAXDL + HEADROOM)
+  end
+end
+
+local function end_write()
+  if MAXDL then
+    -- Any expiring entry written may have an override (a touch does not look), so
+    -- both hashes keep up; the overrides' PTTL is one cheap call, -2 when it is empty.
+    extend_key_expiry(K_THREADS)
+    extend_key_expiry(K_OVERRIDES)
+  end
+  local n = tonumber(ARGV[3])
+  if n and n > 0 then sweep(n) end
+end

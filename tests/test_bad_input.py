@@ -1,0 +1,508 @@
+"""Bad input (SPEC 4.5): every rule on every method that takes the input.
+
+Each rejected call must raise the named error (a ValueError), name the offending value in
+its message, and write nothing. The Lua scripts are also called directly with bad ARGV to
+show that they refuse before their first write too (SPEC 5).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+
+import registry.default
+from registry import (
+    InvalidConfigError,
+    InvalidHopError,
+    InvalidNamespaceError,
+    InvalidThreadIdError,
+    ThreadRegistry,
+    get_registry,
+)
+from registry.errors import from_script_error
+from registry.keys import namespace_keys
+from registry.scripts import script
+from tests.conftest import keyspace
+
+MakeRegistry = Callable[..., ThreadRegistry]
+SEP = "\x1f"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def assert_names(exc: BaseException, value: object) -> None:
+    """The message names the offending value (long values may be shortened)."""
+    assert isinstance(exc, ValueError), f"{type(exc).__name__} is not a ValueError"
+    shown = repr(value)[:20]
+    assert shown in str(exc), f"message {str(exc)!r} does not name {shown}"
+
+
+# ---------------------------------------------------------------- hops
+
+BAD_HOPS = [
+    pytest.param("", id="empty"),
+    pytest.param("a" * 257, id="257-bytes-ascii"),
+    pytest.param("é" * 128 + "a", id="257-bytes-2-byte-chars"),
+    pytest.param("🙂" * 64 + "a", id="257-bytes-4-byte-chars"),
+    pytest.param("日" * 86, id="258-bytes-3-byte-chars"),
+    pytest.param("\x00", id="nul"),
+    pytest.param("a\nb", id="newline"),
+    pytest.param("a\x1fb", id="unit-separator"),
+    pytest.param("tab\there", id="tab"),
+    pytest.param("\x7f", id="del"),
+    pytest.param("a\x85b", id="c1-nel"),
+    pytest.param("\x9f", id="c1-last"),
+    pytest.param("\ud800", id="lone-surrogate"),
+    pytest.param(5, id="int"),
+    pytest.param(None, id="none"),
+    pytest.param(b"bytes", id="bytes"),
+    pytest.param(["a"], id="list"),
+]
+
+GOOD_EDGE_HOPS = [
+    pytest.param("a" * 256, id="256-bytes-ascii"),
+    pytest.param("é" * 128, id="256-bytes-2-byte-chars"),
+    pytest.param("🙂" * 64, id="256-bytes-4-byte-chars"),
+    pytest.param("日" * 85 + "a", id="256-bytes-3-byte-chars"),
+    pytest.param("x", id="one-byte"),
+    pytest.param("\xa0nbsp and\u2028line-sep", id="non-control-unicode"),
+]
+
+
+@dataclass
+class Seeded:
+    reg: ThreadRegistry
+    client: Any
+    root: str
+    thread: str
+    table: str
+
+
+@pytest.fixture
+def seeded(make_registry: MakeRegistry, client: Any) -> Seeded:
+    """A namespace with some state, so 'nothing written' is checked against real data."""
+    reg = make_registry(namespace="acme")
+    root = reg.initialize_root("acme")
+    thread = reg.extend_chain(root, "console")
+    table = reg.initialize_table_root("orders", "acme")
+    reg.register_thread(new_id(), "ext", "in")
+    return Seeded(reg, client, root, thread, table)
+
+
+HOP_CALLS: dict[str, Callable[[Seeded, Any], Any]] = {
+    "get_or_create-seq": lambda s, h: s.reg.get_or_create(["console", h]),
+    "get_or_create-seq-only": lambda s, h: s.reg.get_or_create([h]),
+    "get_or_create-tuple": lambda s, h: s.reg.get_or_create(("a", "b", h)),
+    "extend_chain": lambda s, h: s.reg.extend_chain(s.thread, h),
+    "extend_chain-unknown-current": lambda s, h: s.reg.extend_chain(new_id(), h),
+    "start_chain-initiator": lambda s, h: s.reg.start_chain(h, "router"),
+    "start_chain-target": lambda s, h: s.reg.start_chain("console", h),
+    "register_thread-initiator": lambda s, h: s.reg.register_thread(new_id(), h, "router"),
+    "register_thread-target": lambda s, h: s.reg.register_thread(new_id(), "console", h),
+    "initialize_root": lambda s, h: s.reg.initialize_root(h),
+    "initialize_table_root-table": lambda s, h: s.reg.initialize_table_root(h, "acme"),
+    "initialize_table_root-organism": lambda s, h: s.reg.initialize_table_root("users", h),
+    "get_table_root": lambda s, h: s.reg.get_table_root(h),
+}
+
+
+@pytest.mark.parametrize("hop", BAD_HOPS)
+def test_bad_hop_rejected_everywhere(seeded: Seeded, hop: Any) -> None:
+    """Every method that takes a hop, one after another on the same seeded namespace."""
+    problems: list[str] = []
+    for method, call in HOP_CALLS.items():
+        before = keyspace(seeded.client)
+        try:
+            call(seeded, hop)
+        except InvalidHopError as exc:
+            if not isinstance(exc, ValueError) or repr(hop)[:20] not in str(exc):
+                problems.append(f"{method}: message {str(exc)!r} does not name {hop!r}")
+        except Exception as exc:
+            problems.append(f"{method}: raised {type(exc).__name__}: {exc}")
+        else:
+            problems.append(f"{method}: accepted the hop")
+        if keyspace(seeded.client) != before:
+            problems.append(f"{method}: wrote something")
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "hop",
+    [p for p in BAD_HOPS if isinstance(p.values[0], str) and "." not in p.values[0]],
+)
+def test_bad_hop_in_dotted_str_chain(seeded: Seeded, hop: str) -> None:
+    before = keyspace(seeded.client)
+    for chain in (f"console.{hop}", f"{hop}.console", hop):
+        with pytest.raises(InvalidHopError) as info:
+            seeded.reg.get_or_create(chain)
+        assert_names(info.value, hop)
+    assert keyspace(seeded.client) == before
+
+
+@pytest.mark.parametrize("chain", ["a..b", ".a", "a.", ".", "a.b..", "..."])
+def test_empty_hop_in_dotted_str_chain(seeded: Seeded, chain: str) -> None:
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        seeded.reg.get_or_create(chain)
+    assert "''" in str(info.value)
+    assert keyspace(seeded.client) == before
+
+
+@pytest.mark.parametrize("hop", GOOD_EDGE_HOPS)
+def test_edge_hops_accepted_everywhere(seeded: Seeded, hop: str) -> None:
+    problems: list[str] = []
+    for method, call in HOP_CALLS.items():
+        if method == "initialize_root":  # the seeded namespace has its root already
+            continue
+        try:
+            call(seeded, hop)
+        except Exception as exc:
+            problems.append(f"{method}: raised {type(exc).__name__}: {exc}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("hop", GOOD_EDGE_HOPS)
+def test_edge_hops_round_trip(make_registry: MakeRegistry, hop: str) -> None:
+    reg = make_registry()
+    root = reg.initialize_root(hop)
+    assert reg.lookup_hops(root) == ("system", hop)
+    tid = reg.extend_chain(root, hop)
+    assert reg.lookup_hops(tid) == ("system", hop, hop)
+    assert reg.prune_for_response(tid) == (hop, root)
+    seq = reg.get_or_create([hop, hop, "x"])
+    assert reg.lookup_hops(seq) == (hop, hop, "x")
+    table = reg.initialize_table_root(hop, "org")
+    assert reg.get_table_root(hop) == table
+    assert reg.get_table_for_thread(reg.extend_chain(table, "w")) == hop
+
+
+# ---------------------------------------------------------------- chains
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        pytest.param("", id="empty-str"),
+        pytest.param([], id="empty-list"),
+        pytest.param((), id="empty-tuple"),
+    ],
+)
+def test_empty_chain_rejected(seeded: Seeded, chain: Any) -> None:
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        seeded.reg.get_or_create(chain)
+    assert_names(info.value, chain)
+    assert keyspace(seeded.client) == before
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        pytest.param(5, id="int"),
+        pytest.param(None, id="none"),
+        pytest.param(b"a.b", id="bytes"),
+        pytest.param(bytearray(b"a.b"), id="bytearray"),
+        pytest.param({"a", "b"}, id="set"),
+    ],
+)
+def test_chain_of_wrong_type_rejected(seeded: Seeded, chain: Any) -> None:
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        seeded.reg.get_or_create(chain)
+    assert_names(info.value, chain)
+    assert keyspace(seeded.client) == before
+
+
+def hops(n: int) -> list[str]:
+    return [f"h{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("form", ["list", "dotted"])
+def test_chain_of_257_hops_rejected_256_accepted(seeded: Seeded, form: str) -> None:
+    def as_form(h: list[str]) -> Any:
+        return h if form == "list" else ".".join(h)
+
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        seeded.reg.get_or_create(as_form(hops(257)))
+    assert "257" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert keyspace(seeded.client) == before
+    tid = seeded.reg.get_or_create(as_form(hops(256)))
+    assert seeded.reg.lookup_hops(tid) == tuple(hops(256))
+
+
+def test_extend_past_256_hops_rejected_by_the_server(seeded: Seeded) -> None:
+    reg = seeded.reg
+    t255 = reg.get_or_create(hops(255))
+    t256 = reg.extend_chain(t255, "last")
+    assert reg.lookup_hops(t256) == (*hops(255), "last")
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        reg.extend_chain(t256, "one-too-many")
+    assert isinstance(info.value, ValueError)
+    assert t256 in str(info.value)
+    assert "256" in str(info.value)
+    assert keyspace(seeded.client) == before
+    assert reg.prune_for_response(t256) == ("h254", t255)
+
+
+# ---------------------------------------------------------------- namespaces
+
+BAD_NAMESPACES = [
+    pytest.param("", id="empty"),
+    pytest.param("a" * 65, id="65-chars"),
+    pytest.param("*", id="star"),
+    pytest.param("{", id="open-brace"),
+    pytest.param("}", id="close-brace"),
+    pytest.param("a{b}", id="hash-tag"),
+    pytest.param("a b", id="space"),
+    pytest.param("ns\n", id="trailing-newline"),
+    pytest.param("日本", id="unicode"),
+    pytest.param("a/b", id="slash"),
+    pytest.param(5, id="int"),
+    pytest.param(None, id="none"),
+]
+
+
+@pytest.mark.parametrize("namespace", BAD_NAMESPACES)
+def test_bad_namespace_rejected(client: Any, namespace: Any) -> None:
+    before = keyspace(client)
+    with pytest.raises(InvalidNamespaceError) as info:
+        ThreadRegistry(client, namespace=namespace)
+    assert isinstance(info.value, InvalidHopError)
+    assert_names(info.value, namespace)
+    assert keyspace(client) == before
+
+
+@pytest.mark.parametrize("namespace", BAD_NAMESPACES)
+def test_bad_namespace_rejected_by_get_registry(
+    client: Any, namespace: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry.default, "_instance", None)
+    with pytest.raises(InvalidNamespaceError):
+        get_registry(client, namespace=namespace)
+    assert registry.default._instance is None
+
+
+@pytest.mark.parametrize("namespace", ["a" * 64, "a", "A-z_0.9:x", "tenant:42", "..", "-"])
+def test_good_namespace_accepted(client: Any, namespace: str) -> None:
+    reg = ThreadRegistry(client, namespace=namespace)
+    tid = reg.get_or_create("a.b")
+    assert reg.lookup(tid) == "a.b"
+
+
+# ---------------------------------------------------------------- ttl
+
+
+@pytest.mark.parametrize(
+    "ttl",
+    [
+        pytest.param(0, id="zero"),
+        pytest.param(0.0, id="zero-float"),
+        pytest.param(-1, id="negative"),
+        pytest.param(-0.5, id="negative-float"),
+        pytest.param(0.0001, id="below-a-millisecond"),
+        pytest.param("10", id="str"),
+        pytest.param(True, id="bool"),
+        pytest.param([10], id="list"),
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(float("inf"), id="inf"),
+        pytest.param(float("-inf"), id="minus-inf"),
+    ],
+)
+def test_bad_ttl_rejected(client: Any, ttl: Any) -> None:
+    before = keyspace(client)
+    with pytest.raises(InvalidConfigError) as info:
+        ThreadRegistry(client, namespace="acme", ttl=ttl)
+    assert_names(info.value, ttl)
+    assert keyspace(client) == before
+
+
+@pytest.mark.parametrize("ttl", [None, 1, 0.001, 2.5, 86400 * 365])
+def test_good_ttl_accepted(client: Any, ttl: float | None) -> None:
+    reg = ThreadRegistry(client, namespace="acme", ttl=ttl)
+    assert reg.ttl == ttl
+    tid = reg.get_or_create("a.b")
+    if ttl is None or ttl >= 1:  # a 1 ms mapping may be gone by the next call
+        assert reg.lookup(tid) == "a.b"
+
+
+# ---------------------------------------------------------------- thread ids
+
+_SAMPLE = "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
+MALFORMED_IDS = [
+    pytest.param("", id="empty"),
+    pytest.param("nope", id="word"),
+    pytest.param(_SAMPLE.replace("-", ""), id="no-dashes"),
+    pytest.param("{" + _SAMPLE + "}", id="braces"),
+    pytest.param("urn:uuid:" + _SAMPLE, id="urn"),
+    pytest.param(_SAMPLE[:-1] + "g", id="non-hex"),
+    pytest.param(" " + _SAMPLE, id="leading-space"),
+    pytest.param(_SAMPLE + "\n", id="trailing-newline"),
+    pytest.param(_SAMPLE[:-1], id="too-short"),
+    pytest.param(_SAMPLE + "0", id="too-long"),
+    pytest.param(_SAMPLE.replace("-", "_"), id="underscores"),
+    pytest.param(None, id="none"),
+    pytest.param(5, id="int"),
+    pytest.param(_SAMPLE.encode(), id="bytes"),
+]
+
+
+def test_register_thread_malformed_id(seeded: Seeded) -> None:
+    for param in MALFORMED_IDS:
+        (thread_id,) = param.values
+        before = keyspace(seeded.client)
+        with pytest.raises(InvalidThreadIdError) as info:
+            seeded.reg.register_thread(thread_id, "console", "router")
+        assert_names(info.value, thread_id)
+        assert keyspace(seeded.client) == before
+
+
+def test_reads_and_navigation_with_malformed_id_act_as_unknown(seeded: Seeded) -> None:
+    reg = seeded.reg
+    unknown = reg.extend_chain(new_id(), "next")
+    for param in MALFORMED_IDS:
+        (thread_id,) = param.values
+        before = keyspace(seeded.client)
+        assert reg.lookup(thread_id) is None
+        assert reg.lookup_hops(thread_id) is None
+        assert reg.get_table_for_thread(thread_id) is None
+        assert reg.prune_for_response(thread_id) == (None, None)
+        assert reg.cleanup(thread_id) is None
+        assert keyspace(seeded.client) == before
+        assert reg.extend_chain(thread_id, "next") == unknown
+        assert reg.lookup_hops(unknown) == ("next",)
+
+
+# ---------------------------------------------------------------- the scripts themselves
+
+TTL = "60000"
+
+
+@dataclass
+class Raw:
+    client: Any
+    keys: tuple[str, str, str]
+    ctx: dict[str, str]
+    state: str
+
+    def run(self, name: str, *argv: str | bytes) -> Any:
+        return self.client.evalsha(script(name).sha, 3, *self.keys, *argv)
+
+
+@pytest.fixture(params=["empty", "populated"])
+def raw(request: pytest.FixtureRequest, client: Any) -> Iterator[Raw]:
+    for name in (
+        "get_or_create",
+        "extend_chain",
+        "register_thread",
+        "initialize_root",
+        "initialize_table_root",
+        "prune_for_response",
+    ):
+        assert client.script_load(script(name).source) == script(name).sha
+    ctx = {"thread": new_id(), "t256": new_id()}
+    if request.param == "populated":
+        reg = ThreadRegistry(client, namespace="acme")
+        root = reg.initialize_root("acme")
+        ctx["thread"] = reg.extend_chain(root, "console")
+        ctx["t256"] = reg.get_or_create(hops(256))
+        reg.initialize_table_root("orders", "acme")
+        reg.register_thread(new_id(), "ext", "in")
+    yield Raw(client, namespace_keys("acme"), ctx, str(request.param))
+
+
+def _c() -> str:
+    return new_id()
+
+
+# (script, argv builder, expected code). argv builders get the context of `raw`.
+RAW_CASES: list[Any] = [
+    ("get_or_create", lambda x: [TTL, _c(), "0", ""], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", "a" + SEP + SEP + "b"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", SEP + "a"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", "a" * 257], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", "a\nb"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", "a\x00b"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", "ok" + SEP + "\x7f"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", "a\x85b".encode()], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", b"\xff\xfe"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", b"ok\xc3"], "BADHOP"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", SEP.join(hops(257))], "BADCHAIN"),
+    ("get_or_create", lambda x: ["0", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: ["-5", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: ["abc", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: ["1.5", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: [TTL, "nope", "0", "a"], "BADID"),
+    ("get_or_create", lambda x: [TTL, _c().upper(), "0", "a"], "BADID"),
+    ("extend_chain", lambda x: [TTL, _c(), "128", x["thread"], ""], "BADHOP"),
+    ("extend_chain", lambda x: [TTL, _c(), "128", x["thread"], "a" + SEP + "b"], "BADHOP"),
+    ("extend_chain", lambda x: [TTL, _c(), "0", x["thread"], "a" * 257], "BADHOP"),
+    ("extend_chain", lambda x: ["0", _c(), "0", x["thread"], "a"], "BADARG"),
+    ("extend_chain", lambda x: [TTL, "", "0", x["thread"], "a"], "BADID"),
+    ("register_thread", lambda x: [TTL, _c(), "0", "nope", "a", "b"], "BADID"),
+    ("register_thread", lambda x: [TTL, _c(), "0", _c().upper(), "a", "b"], "BADID"),
+    ("register_thread", lambda x: [TTL, _c(), "0", _c(), "", "b"], "BADHOP"),
+    ("register_thread", lambda x: [TTL, _c(), "0", _c(), "a", "b" + SEP + "c"], "BADHOP"),
+    ("register_thread", lambda x: [TTL, _c(), "0", _c(), "a\x1b", "b"], "BADHOP"),
+    ("register_thread", lambda x: ["x", _c(), "0", _c(), "a", "b"], "BADARG"),
+    ("initialize_root", lambda x: [TTL, _c(), "0", ""], "BADHOP"),
+    ("initialize_root", lambda x: [TTL, _c(), "0", "x" + SEP + "y"], "BADHOP"),
+    ("initialize_root", lambda x: ["0", _c(), "0", "acme"], "BADARG"),
+    ("initialize_root", lambda x: [TTL, "bad", "0", "acme"], "BADID"),
+    ("initialize_table_root", lambda x: [TTL, _c(), "0", "", "acme"], "BADHOP"),
+    ("initialize_table_root", lambda x: [TTL, _c(), "0", "t", "a\x00"], "BADHOP"),
+    ("initialize_table_root", lambda x: [TTL, _c(), "0", "t" + SEP + "u", "acme"], "BADHOP"),
+    ("initialize_table_root", lambda x: [TTL, "x", "0", "t", "acme"], "BADID"),
+    ("prune_for_response", lambda x: ["0", _c(), "0", x["thread"]], "BADARG"),
+    ("prune_for_response", lambda x: [TTL, "bad", "0", x["thread"]], "BADID"),
+]
+
+
+def _raw_id(case: Any) -> str:
+    name, build, code = case
+    argv = build({"thread": "T", "t256": "T256"})
+    shown = "-".join(repr(a)[:12] for a in argv[3:]) if code not in ("BADARG", "BADID") else argv[0][:6]
+    return f"{name}-{code}-{shown}"
+
+
+@pytest.mark.parametrize("case", RAW_CASES, ids=[_raw_id(c) for c in RAW_CASES])
+def test_script_rejects_before_writing(raw: Raw, case: Any) -> None:
+    name, build, code = case
+    before = keyspace(raw.client)
+    with pytest.raises(redis.ResponseError) as info:
+        raw.run(name, *build(raw.ctx))
+    message = str(info.value)
+    assert message.startswith(code + " "), message
+    mapped = from_script_error(message)
+    assert isinstance(mapped, ValueError)
+    assert keyspace(raw.client) == before
+
+
+def test_script_rejects_extending_a_256_hop_chain(raw: Raw) -> None:
+    before = keyspace(raw.client)
+    if raw.state == "populated":  # t256 is a live 256-hop chain
+        with pytest.raises(redis.ResponseError) as info:
+            raw.run("extend_chain", TTL, _c(), "128", raw.ctx["t256"], "x")
+        assert str(info.value).startswith("BADCHAIN ")
+        assert isinstance(from_script_error(str(info.value)), InvalidHopError)
+        assert keyspace(raw.client) == before
+    else:  # empty: an unknown current gives the one-hop chain
+        tid = raw.run("extend_chain", TTL, _c(), "0", raw.ctx["t256"], "x")
+        assert ThreadRegistry(raw.client, namespace="acme").lookup_hops(tid.decode()) == ("x",)
+
+
+def test_script_error_codes_map_to_value_errors() -> None:
+    assert isinstance(from_script_error("BADHOP x"), InvalidHopError)
+    assert isinstance(from_script_error("BADCHAIN x"), InvalidHopError)
+    assert isinstance(from_script_error("BADID x"), InvalidThreadIdError)
+    assert isinstance(from_script_error("BADARG x"), InvalidConfigError)
+    assert from_script_error("ERR something else") is None

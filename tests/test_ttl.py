@@ -1,0 +1,255 @@
+"""TTL garbage collection (SPEC 4.3) with real clocks: ttls of 1 to 2 s, short sleeps.
+
+The sleeps are the point of these tests; each waits just past a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from registry import ThreadRegistry
+from registry.keys import namespace_keys
+from tests.invariants import assert_one_chain_one_id
+
+MakeRegistry = Callable[..., ThreadRegistry]
+
+# The TTL logic lives in the scripts, which the sync and async classes send alike; to keep
+# the sleeps few, this module runs the sync class only (test_behaviour covers both).
+pytestmark = pytest.mark.parametrize("api", ["sync"])
+
+TTL = 1.0
+# Ancestors touched through a descendant get up to ttl/64 more (docs/design.md, Expiry),
+# and the hashes' native expiry that much again: the latest a key may outlive its ttl.
+KEY_EXPIRY_BOUND_MS = TTL * 1000 * (1 + 2 / 64)
+PAST_DEADLINE = TTL + 0.15  # sleep this long after the last write to be past every deadline
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_expiry_removes_only_expiring_mappings(make_registry: MakeRegistry, client: Any) -> None:
+    reg = make_registry(namespace="acme", ttl=TTL)
+    forever = make_registry(namespace="acme", ttl=None)
+    root = reg.initialize_root("acme")
+    table = reg.initialize_table_root("orders", "acme")
+    a = reg.extend_chain(root, "a")
+    b = reg.extend_chain(a, "b")
+    worker = reg.extend_chain(table, "worker")
+    plain = reg.get_or_create("p.q")
+    bound = new_id()
+    assert reg.register_thread(bound, "ext", "in") == bound
+    kept = forever.extend_chain(root, "kept")
+    kept_plain = forever.get_or_create("never.expires")
+    assert len(reg.debug_dump()) == 9
+
+    time.sleep(PAST_DEADLINE)
+
+    # roots, table roots and ttl=None mappings outlive the ttl
+    assert reg.debug_dump() == {
+        root: "system.acme",
+        table: "orders.acme",
+        kept: "system.acme.kept",
+        kept_plain: "never.expires",
+    }
+    assert reg.lookup(root) == "system.acme"
+    assert reg.initialize_root("acme") == root
+    assert reg.get_table_root("orders") == table
+    assert reg.initialize_table_root("orders", "acme") == table
+    assert reg.get_table_for_thread(table) == "orders"
+    # expired mappings are indistinguishable from ones never created
+    for gone in (a, b, worker, plain, bound):
+        assert reg.lookup(gone) is None
+        assert reg.lookup_hops(gone) is None
+    assert reg.get_table_for_thread(worker) is None
+    assert reg.prune_for_response(b) == (None, None)
+    assert reg.lookup(reg.extend_chain(b, "next")) == "next"
+    again = reg.get_or_create("p.q")
+    assert reg.lookup(again) == "p.q"
+    assert reg.register_thread(bound, "ext", "in") == bound  # id and chain are both free again
+    assert reg.lookup(bound) == "system.acme.ext.in"
+    assert reg.lookup(reg.extend_chain(root, "a")) == "system.acme.a"
+    assert_one_chain_one_id(reg)
+
+
+def test_touching_a_descendant_keeps_its_ancestors(make_registry: MakeRegistry, client: Any) -> None:
+    reg = make_registry(namespace="acme", ttl=TTL)
+    root = reg.initialize_root("acme")
+    a = reg.extend_chain(root, "a")
+    b = reg.extend_chain(a, "b")
+    c = reg.extend_chain(b, "c")
+    bound = new_id()
+    reg.register_thread(bound, "ext", "in")
+    sibling = reg.extend_chain(a, "sibling")
+    unrelated = reg.get_or_create("u.v")
+    chain_c = ["system", "acme", "a", "b", "c"]
+    touches: list[Callable[[], object]] = [
+        lambda: reg.get_or_create(chain_c),
+        lambda: reg.extend_chain(b, "c"),
+        lambda: reg.register_thread(c, "ignored", "hops"),  # already bound: touched, unchanged
+    ]
+    started = time.monotonic()
+    for touch in touches:
+        time.sleep(0.4)
+        touch()  # only the descendant c is named
+        assert reg.register_thread(bound, "ext", "in") == bound
+    assert time.monotonic() - started > TTL + 0.1  # the first deadlines have passed
+
+    assert reg.lookup(a) == "system.acme.a"
+    assert reg.lookup(b) == "system.acme.a.b"
+    assert reg.lookup(c) == "system.acme.a.b.c"
+    assert reg.lookup(bound) == "system.acme.ext.in"
+    assert reg.lookup(sibling) is None
+    assert reg.lookup(unrelated) is None
+    assert reg.prune_for_response(c) == ("b", b)
+    assert set(reg.debug_dump()) == {root, a, b, c, bound}
+
+    # nothing touched any more: every expiring mapping goes, and the namespace's expiring
+    # hashes are given back by Redis itself (native expiry), without another call of ours
+    meta, threads, overrides = namespace_keys("acme")
+    assert client.exists(threads) == 1 and client.exists(overrides) == 1
+    assert 0 < client.pttl(threads) <= KEY_EXPIRY_BOUND_MS
+    assert 0 < client.pttl(overrides) <= KEY_EXPIRY_BOUND_MS
+    time.sleep(PAST_DEADLINE)
+    assert wait_until(lambda: client.dbsize() == 1), client.keys()  # counts without touching keys
+    assert client.exists(threads) == 0 and client.exists(overrides) == 0
+    assert client.exists(meta) == 1
+    assert reg.debug_dump() == {root: "system.acme"}
+    assert reg.lookup(a) is None and reg.lookup(c) is None
+
+
+def test_ttl_none_threads_do_not_give_the_hashes_an_expiry(make_registry: MakeRegistry, client: Any) -> None:
+    reg = make_registry(namespace="acme", ttl=None)
+    reg.get_or_create("a.b")
+    reg.register_thread(new_id(), "c", "d")
+    assert reg.threads()[0].deadline_ms is None
+    for key in namespace_keys("acme"):
+        assert client.pttl(key) in (-1, -2)  # no expiry, or no key at all
+
+
+GC_TTL = 2.0  # the fills below must be written well within it, even on a busy machine
+
+
+def _fill_with_expiring(
+    make_registry: MakeRegistry, client: Any, namespace: str, count: int
+) -> ThreadRegistry:
+    """`count` expiring mappings (every tenth with an external id, so with an override)
+    next to one long-lived keeper ("keeper"), so the threads hash itself stays and only
+    gc can reclaim the expired entries.
+
+    On a real server over 512 entries, so the hash is a hashtable (HSCAN walks it in
+    steps) rather than a listpack (HSCAN returns a listpack whole). The sweep cursor kept
+    in meta is left in the middle of the hash, as any busy namespace leaves it."""
+    meta, threads, overrides = namespace_keys(namespace)
+    reg = make_registry(namespace=namespace, ttl=GC_TTL)
+    make_registry(namespace=namespace, ttl=3600).get_or_create("keeper")
+    for i in range(count):
+        if i % 10 == 0:
+            reg.register_thread(new_id(), "ext", f"t{i}")
+        else:
+            reg.get_or_create(f"bulk.t{i}")
+    for _ in range(64):  # every 16th write sweeps a step: move the cursor off the start
+        if client.hget(meta, "cur") not in (None, b"0"):
+            break
+        reg.get_or_create("bulk.t1")
+    assert client.hget(meta, "cur") not in (None, b"0")
+    assert client.hlen(overrides) >= count // 10
+    assert client.hlen(threads) == count + 1, "the fill took longer than the ttl"
+    return reg
+
+
+def test_gc_reclaims_expired_mappings(make_registry: MakeRegistry, client: Any, backend: str) -> None:
+    count = 600 if backend == "redis" else 200  # fakeredis is slower; any size steps there
+    in_steps = _fill_with_expiring(make_registry, client, "steps", count)
+    in_one_call = _fill_with_expiring(make_registry, client, "one-call", count)
+    time.sleep(GC_TTL + 0.15)
+
+    # gc(limit) works in bounded steps; called until it returns 0 it reclaims everything
+    _, threads, overrides = namespace_keys("steps")
+    expired = client.hlen(threads) - 1
+    first = in_steps.gc(limit=20)
+    assert 0 < first < 100  # steps sized by the limit, not a sweep of everything
+    assert client.hlen(threads) == expired + 1 - first
+    total, calls = first, 0
+    while True:
+        n = in_steps.gc()
+        total += n
+        calls += 1
+        if n == 0:
+            break
+        assert calls < 10
+    assert total == expired
+    assert client.hlen(threads) == 1
+    assert client.exists(overrides) == 0  # gone with its entries (or by its own expiry)
+    assert set(in_steps.debug_dump().values()) == {"keeper"}
+    assert in_steps.gc() == 0
+
+    # one call with a limit above the number expired reclaims them all, wherever
+    # earlier sweeps left the cursor
+    _, threads, _ = namespace_keys("one-call")
+    expired = client.hlen(threads) - 1
+    reclaimed = in_one_call.gc(limit=1000)
+    assert (reclaimed, client.hlen(threads)) == (expired, 1), "gc(limit=1000) stopped early"
+    assert set(in_one_call.debug_dump().values()) == {"keeper"}
+
+
+def _memory(client: Any) -> int:
+    """Server memory without client buffers (those vary with what our connection just did)."""
+    info = client.info("memory")
+    return int(info["used_memory"]) - int(info.get("mem_clients_normal", 0))
+
+
+@pytest.mark.parametrize("backend", ["redis"])  # memory is measured on a real server only
+def test_expired_memory_is_given_back(make_registry: MakeRegistry, client: Any) -> None:
+    count = 2000
+    by_gc = make_registry(namespace="by-gc", ttl=TTL)
+    keeper = make_registry(namespace="by-gc", ttl=3600)
+    by_expiry = make_registry(namespace="by-expiry", ttl=TTL)
+    keeper.initialize_root("acme")
+    kept = keeper.get_or_create("keeper")
+    by_expiry.initialize_root("acme")
+    for reg in (by_gc, by_expiry):  # load every script used below before the baseline
+        reg.register_thread(new_id(), "warm", "up")
+        reg.cleanup(reg.get_or_create("warm.x"))
+        reg.lookup(new_id())
+        reg.gc()
+    baseline = _memory(client)
+
+    for i in range(count):
+        by_expiry.get_or_create(f"bulk.t{i}")
+    for i in range(count):
+        if i % 10 == 0:
+            by_gc.register_thread(new_id(), "ext", f"t{i}")
+        else:
+            by_gc.get_or_create(f"bulk.t{i}")
+    grown = _memory(client) - baseline
+    assert grown > 150_000  # the threads really took memory
+
+    time.sleep(PAST_DEADLINE)
+    for _ in range(20):
+        if by_gc.gc() == 0:
+            break
+    _, expiry_threads, expiry_overrides = namespace_keys("by-expiry")
+    assert wait_until(lambda: client.dbsize() == 3), client.keys()  # 2 metas + by-gc threads
+    assert client.exists(expiry_threads) == 0 and client.exists(expiry_overrides) == 0
+    _, gc_threads, gc_overrides = namespace_keys("by-gc")
+    assert client.hlen(gc_threads) == 1
+    assert client.exists(gc_overrides) == 0
+    assert client.memory_usage(gc_threads) < 32_000  # one entry (the table may not shrink at once)
+    left = _memory(client) - baseline
+    assert left < 32_000, f"{left} bytes still held after reclaiming (grew by {grown})"
+    assert by_gc.debug_dump() == {keeper.root_uuid: "system.acme", kept: "keeper"}
