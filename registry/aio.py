@@ -7,7 +7,7 @@ half a change: the script either ran whole on the server or not at all.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
@@ -15,9 +15,9 @@ import redis.asyncio.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 
-from .base import RegistryBase
+from .base import ClientKinds, RegistryBase
 from .batch import AsyncBatch
-from .operations import DEFAULT_TTL, Call, Program, ThreadInfo, as_dump
+from .operations import Call, Program, ThreadInfo, as_dump
 from .transport import AsyncTransport
 from .validation import Chain
 
@@ -31,66 +31,15 @@ class AsyncThreadRegistry(RegistryBase):
     fakeredis.FakeAsyncRedis. Use ``async with`` or ``await reg.aclose()``.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        namespace: str = "default",
-        ttl: float | None = DEFAULT_TTL,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        retry_seconds: float | None = None,
-    ) -> None:
-        super().__init__(
-            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
-        )
-        self._transport = AsyncTransport(client, self._ops.keys, self._durability, retry_seconds)
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = "default",
-        ttl: float | None = DEFAULT_TTL,
-        cluster: bool = False,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        **kwargs: Any,
-    ) -> AsyncThreadRegistry:
-        """As ThreadRegistry.from_url, on redis.asyncio clients."""
-        client = (
-            redis.asyncio.cluster.RedisCluster.from_url(url, **kwargs)
-            if cluster
-            else redis.asyncio.Redis.from_url(url, **kwargs)
-        )
-        return cls(
-            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
-        )
-
-    @classmethod
-    def from_sentinel(
-        cls,
-        sentinels: list[tuple[str, int]],
-        service_name: str,
-        *,
-        namespace: str = "default",
-        ttl: float | None = DEFAULT_TTL,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        sentinel_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> AsyncThreadRegistry:
-        """As ThreadRegistry.from_sentinel, on redis.asyncio clients."""
-        kwargs.setdefault("retry", AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 12))
-        sentinel = redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
-        return cls(
-            sentinel.master_for(service_name),
-            namespace=namespace,
-            ttl=ttl,
-            wait_replicas=wait_replicas,
-            wait_timeout_ms=wait_timeout_ms,
-        )
+    _transport_class = AsyncTransport
+    _clients = ClientKinds(
+        redis.asyncio.Redis,
+        redis.asyncio.cluster.RedisCluster,
+        redis.asyncio.sentinel.Sentinel,
+        AsyncRetry,
+        ExponentialBackoff,
+    )
+    _transport: AsyncTransport
 
     async def _run(self, call: Call[T]) -> T:
         return await self._transport.run(call)

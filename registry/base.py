@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 from .errors import InvalidConfigError
 from .operations import DEFAULT_TTL, Operations
 from .transport import Durability
 
 
+@dataclass(frozen=True)
+class ClientKinds:
+    """The redis-py classes one flavour (sync or asyncio) connects with."""
+
+    standalone: Any
+    cluster: Any
+    sentinel: Any
+    retry: Any
+    backoff: Any
+
+
 class RegistryBase:
-    """Holds the client and the Operations (namespace, ttl, root as known here)."""
+    """Construction and properties shared by ThreadRegistry and AsyncThreadRegistry.
+
+    Holds the client, the Operations (namespace, ttl, root as known here) and the
+    transport that sends them (the subclass says which, and which clients it uses).
+    """
+
+    _transport_class: ClassVar[type[Any]]
+    _clients: ClassVar[ClientKinds]
 
     def __init__(
         self,
@@ -20,10 +39,72 @@ class RegistryBase:
         ttl: float | None = DEFAULT_TTL,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        retry_seconds: float | None = None,
     ) -> None:
+        """`client`: a redis-py (or fakeredis) client, standalone, cluster or Sentinel-managed.
+        `ttl`: idle seconds before a thread expires (None: never). `wait_replicas`: replicas
+        every write waits for. `retry_seconds`: how long calls retry through a failover
+        (default: 20 on Cluster and Sentinel clients, 0 on a single server)."""
         self._ops = Operations(namespace, ttl)
         self._client = client
         self._durability = durability(wait_replicas, wait_timeout_ms)
+        self._transport = self._transport_class(client, self._ops.keys, self._durability, retry_seconds)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        cluster: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        retry_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A registry on ``Redis.from_url(url, **kwargs)`` (``redis://``, ``rediss://``,
+        ``unix://``; AUTH/ACL user in the URL), or with ``cluster=True`` on
+        ``RedisCluster.from_url``."""
+        kind = cls._clients.cluster if cluster else cls._clients.standalone
+        return cls(
+            kind.from_url(url, **kwargs),
+            namespace=namespace,
+            ttl=ttl,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
+            retry_seconds=retry_seconds,
+        )
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: list[tuple[str, int]],
+        service_name: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        retry_seconds: float | None = None,
+        sentinel_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A registry on the primary the Sentinels name for `service_name`; it follows the
+        primary across failovers. `kwargs` go to the primary's connections (password, ssl,
+        socket_timeout, retry, ...), `sentinel_kwargs` to the connections to the Sentinels."""
+        # master_for() connections get no retries of their own; after a failover the
+        # first call on each pooled connection would fail. Retry, with backoff.
+        kwargs.setdefault("retry", cls._clients.retry(cls._clients.backoff(cap=0.5, base=0.05), 12))
+        sentinel = cls._clients.sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)
+        return cls(
+            sentinel.master_for(service_name),
+            namespace=namespace,
+            ttl=ttl,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
+            retry_seconds=retry_seconds,
+        )
 
     @property
     def client(self) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
 import redis.cluster
@@ -10,9 +10,9 @@ import redis.sentinel
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from .base import RegistryBase
+from .base import ClientKinds, RegistryBase
 from .batch import Batch
-from .operations import DEFAULT_TTL, Call, Program, ThreadInfo, as_dump
+from .operations import Call, Program, ThreadInfo, as_dump
 from .transport import SyncTransport
 from .validation import Chain
 
@@ -26,71 +26,11 @@ class ThreadRegistry(RegistryBase):
     directions change together for every process and host. See SPEC and README.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        namespace: str = "default",
-        ttl: float | None = DEFAULT_TTL,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        retry_seconds: float | None = None,
-    ) -> None:
-        super().__init__(
-            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
-        )
-        self._transport = SyncTransport(client, self._ops.keys, self._durability, retry_seconds)
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = "default",
-        ttl: float | None = DEFAULT_TTL,
-        cluster: bool = False,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        **kwargs: Any,
-    ) -> ThreadRegistry:
-        """A registry on ``redis.Redis.from_url(url, **kwargs)`` (``redis://``, ``rediss://``,
-        ``unix://``), or with ``cluster=True`` on ``redis.cluster.RedisCluster.from_url``."""
-        client = (
-            redis.cluster.RedisCluster.from_url(url, **kwargs)
-            if cluster
-            else redis.Redis.from_url(url, **kwargs)
-        )
-        return cls(
-            client, namespace=namespace, ttl=ttl, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms
-        )
-
-    @classmethod
-    def from_sentinel(
-        cls,
-        sentinels: list[tuple[str, int]],
-        service_name: str,
-        *,
-        namespace: str = "default",
-        ttl: float | None = DEFAULT_TTL,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        sentinel_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ThreadRegistry:
-        """A registry on the primary that the Sentinels name for `service_name`; it follows
-        the primary across failovers. `kwargs` go to the primary's connections (password,
-        ssl, socket_timeout, ...), `sentinel_kwargs` to the connections to the Sentinels."""
-        # master_for() connections get no retries of their own; after a failover the
-        # first call on each pooled connection would fail. Retry, with backoff.
-        kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 12))
-        sentinel = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
-        return cls(
-            sentinel.master_for(service_name),  # type: ignore[no-untyped-call]
-            namespace=namespace,
-            ttl=ttl,
-            wait_replicas=wait_replicas,
-            wait_timeout_ms=wait_timeout_ms,
-        )
+    _transport_class = SyncTransport
+    _clients = ClientKinds(
+        redis.Redis, redis.cluster.RedisCluster, redis.sentinel.Sentinel, Retry, ExponentialBackoff
+    )
+    _transport: SyncTransport
 
     # ------------------------------------------------------------ plumbing
 

@@ -91,6 +91,9 @@ class Backoff:
         delay, self.delay = self.delay, min(self.delay * 2, 0.5)
         return delay
 
+    def spent(self) -> bool:
+        return self.started is not None and time.monotonic() - self.started >= self.budget
+
 
 def map_error(exc: ResponseError) -> Exception:
     """The registry exception for a script's error reply, else the reply itself."""
@@ -243,15 +246,20 @@ def check_durability(outcome: Outcome, durability: Durability | None, results: l
 
 def run_call(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
     """Send one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
+    try:
+        return run_call_once(client, keys, call)
+    except TRANSIENT:
+        if retry_seconds <= 0:
+            raise
     backoff = Backoff(retry_seconds)
     while True:
+        delay = backoff.next_delay()
+        time.sleep(delay or 0.0)
         try:
             return run_call_once(client, keys, call)
         except TRANSIENT:
-            delay = backoff.next_delay()
-            if delay is None:
+            if backoff.spent():
                 raise
-            time.sleep(delay)
 
 
 def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
@@ -348,15 +356,20 @@ class SyncTransport:
 
 async def run_call_async(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
     """Await one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
+    try:
+        return await run_call_once_async(client, keys, call)
+    except TRANSIENT:
+        if retry_seconds <= 0:
+            raise
     backoff = Backoff(retry_seconds)
     while True:
+        delay = backoff.next_delay()
+        await asyncio.sleep(delay or 0.0)
         try:
             return await run_call_once_async(client, keys, call)
         except TRANSIENT:
-            delay = backoff.next_delay()
-            if delay is None:
+            if backoff.spent():
                 raise
-            await asyncio.sleep(delay)
 
 
 async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
