@@ -189,11 +189,12 @@ def send_plan(
         loaded.update(s.sha for s in loads)
         got = got[len(loads) :]
         if wait:
-            acked = got[-1]
+            # An error instead of a count (a primary demoted while we waited answers
+            # UNBLOCKED) acknowledges nothing.
+            acked = got[-1] if isinstance(got[-1], int) else 0
             got = got[:-1]
-            if isinstance(acked, int):
-                prior = outcome.acknowledged
-                outcome.acknowledged = acked if prior is None else min(prior, acked)
+            prior = outcome.acknowledged
+            outcome.acknowledged = acked if prior is None else min(prior, acked)
         retry: list[int] = []
         refresh = pause = False
         for i, reply in zip(todo, got, strict=True):
