@@ -193,6 +193,15 @@ local function touch_ancestors(chain, permanent, seps)
   end
 end
 
+-- The threads and overrides hashes carry a native expiry no earlier than their latest
+-- deadline, so a namespace left idle is given back by Redis itself. Both are raised
+-- together, to ttl/8 beyond what is needed, so that happens about once per ttl/8 and a
+-- write usually costs one PTTL. (An override is written with its entry; a new
+-- overrides hash gets its expiry then.)
+local function key_expiry_target()
+  return MAXDL + math.floor((NEWDL - NOW) / 8) + HEADROOM
+end
+
 -- Binds a chain that has no live id (`miss` from resolve). `forced` is an externally
 -- assigned id whose slot is known to be free or stale.
 local function create(chain, miss, forced, permanent)
@@ -230,6 +239,10 @@ local function create(chain, miss, forced, permanent)
     note_deadline(NEWDL)
     if id ~= d then
       redis.call('HSET', K_OVERRIDES, chain, id)
+      local pttl = redis.call('PTTL', K_OVERRIDES)
+      if pttl == -1 or NOW + pttl < NEWDL then
+        redis.call('PEXPIREAT', K_OVERRIDES, key_expiry_target())
+      end
     end
   end
   return id
@@ -284,22 +297,14 @@ local function ensure_salt()
   end
 end
 
--- The threads and overrides hashes carry a native expiry no earlier than their latest
--- deadline, so a namespace left idle is given back by Redis itself.
-local function extend_key_expiry(key)
-  local pttl = redis.call('PTTL', key)
-  if pttl == -2 then return end
-  if pttl == -1 or NOW + pttl < MAXDL then
-    redis.call('PEXPIREAT', key, MAXDL + HEADROOM)
-  end
-end
-
 local function end_write()
   if MAXDL then
-    -- Any expiring entry written may have an override (a touch does not look), so
-    -- both hashes keep up; the overrides' PTTL is one cheap call, -2 when it is empty.
-    extend_key_expiry(K_THREADS)
-    extend_key_expiry(K_OVERRIDES)
+    local pttl = redis.call('PTTL', K_THREADS)
+    if pttl == -1 or NOW + pttl < MAXDL then
+      local target = key_expiry_target()
+      redis.call('PEXPIREAT', K_THREADS, target)
+      redis.call('PEXPIREAT', K_OVERRIDES, target)  -- no-op when there is none
+    end
   end
   local n = tonumber(ARGV[3])
   if n and n > 0 then sweep(n) end

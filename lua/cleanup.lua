@@ -8,6 +8,7 @@
   Reply: 1 if a mapping was removed, 0 otherwise
 ]]
 -- @include _core
+-- @include _remove
 
 if remove(ARGV[1]) then return 1 end
 return 0

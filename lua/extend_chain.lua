@@ -13,6 +13,7 @@
   Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256; all before any write)
 ]]
 -- @include _core
+-- @include _remove
 -- @include _write
 
 local err = begin_write() or check_hop(ARGV[5], 'next hop')

@@ -9,6 +9,7 @@
   just ended
 ]]
 -- @include _core
+-- @include _remove
 
 local reclaimed, cursor, began = sweep(tonumber(ARGV[1]))
 return {reclaimed, cursor, began}

@@ -12,6 +12,7 @@
   Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write)
 ]]
 -- @include _core
+-- @include _remove
 -- @include _write
 
 local err = begin_write() or check_chain(ARGV[4])

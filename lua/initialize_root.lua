@@ -13,6 +13,7 @@
   Errors: BADARG, BADID, BADHOP, ROOTCONFLICT (all before any write)
 ]]
 -- @include _core
+-- @include _remove
 -- @include _write
 
 local err = begin_write() or check_hop(ARGV[4], 'organism name')

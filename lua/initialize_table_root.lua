@@ -14,6 +14,7 @@
   Errors: BADARG, BADID, BADHOP, TABLECONFLICT (all before any write)
 ]]
 -- @include _core
+-- @include _remove
 -- @include _write
 
 local err = begin_write() or check_hop(ARGV[4], 'table name') or check_hop(ARGV[5], 'organism name')

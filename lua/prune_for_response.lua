@@ -14,6 +14,7 @@
   Errors: BADARG, BADID (before any write)
 ]]
 -- @include _core
+-- @include _remove
 -- @include _write
 
 local err = begin_write()

@@ -16,6 +16,7 @@
   Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write)
 ]]
 -- @include _core
+-- @include _remove
 -- @include _write
 
 local err = begin_write() or check_id(ARGV[4]) or check_hop(ARGV[5], 'initiator')

@@ -23,9 +23,10 @@ MakeRegistry = Callable[..., ThreadRegistry]
 pytestmark = pytest.mark.parametrize("api", ["sync"])
 
 TTL = 1.0
-# Ancestors touched through a descendant get up to ttl/64 more (docs/design.md, Expiry),
-# and the hashes' native expiry that much again: the latest a key may outlive its ttl.
-KEY_EXPIRY_BOUND_MS = TTL * 1000 * (1 + 2 / 64)
+# Ancestors touched through a descendant get up to ttl/64 more, and the hashes' native
+# expiry is set ttl/8 + ttl/64 beyond the latest deadline (docs/design.md, Expiry): the
+# latest a namespace's hashes may outlive the ttl after their last write.
+KEY_EXPIRY_BOUND_MS = TTL * 1000 * (1 + 1 / 8 + 2 / 64)
 PAST_DEADLINE = TTL + 0.15  # sleep this long after the last write to be past every deadline
 
 
