@@ -25,6 +25,8 @@ Chain = str | Sequence[str]
 
 def check_hop(hop: object, what: str = "hop") -> str:
     """Return the hop if it is 1 to 256 bytes of UTF-8 without control characters."""
+    if _fine(hop):
+        return hop  # type: ignore[return-value]  # _fine accepts only str
     if not isinstance(hop, str):
         raise InvalidHopError(f"{what} {hop!r} must be a str, not {type(hop).__name__}")
     try:
