@@ -16,12 +16,29 @@ local CANDIDATE    -- fresh random id from the client, used when the derived id 
 local MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
 
 local function enc_dl(ms)
-  local b = {}
-  for i = 6, 1, -1 do
-    b[i] = ms % 256
-    ms = (ms - b[i]) / 256
-  end
-  return string.char(b[1], b[2], b[3], b[4], b[5], b[6])
+  local f = ms % 256
+  ms = (ms - f) / 256
+  local e = ms % 256
+  ms = (ms - e) / 256
+  local d = ms % 256
+  ms = (ms - d) / 256
+  local c = ms % 256
+  ms = (ms - c) / 256
+  local b = ms % 256
+  return string.char((ms - b) / 256 % 256, b, c, d, e, f)
+end
+
+-- The chain without its last hop (nil for a one-hop chain); the greedy match finds
+-- the last separator in C, without building a table of them.
+local function parent_of(chain)
+  return string.match(chain, '^(.*)\31')
+end
+
+-- Whether a chain has more than `limit` hops; counts only when it could.
+local function deeper_than(chain, limit)
+  if #chain < 2 * limit + 1 then return false end
+  local _, seps = string.gsub(chain, SEP, SEP)
+  return seps + 1 > limit
 end
 
 -- ---------------------------------------------------------------- input rules
@@ -181,15 +198,15 @@ end
 
 -- Keeps every live ancestor (proper prefix) at least as long-lived, nearest first,
 -- stopping at the first one that already is (see the invariant above).
-local function touch_ancestors(chain, permanent, seps)
-  seps = seps or separators(chain)
-  for i = #seps, 1, -1 do
-    local prefix = string.sub(chain, 1, seps[i] - 1)
+local function touch_ancestors(chain, permanent)
+  local prefix = parent_of(chain)
+  while prefix do
     local id, dl, perm = resolve(prefix)
     if id then
       if fresh(dl, perm, permanent) then return end
       touch(id, prefix, permanent, HEADROOM)
     end
+    prefix = parent_of(prefix)
   end
 end
 
@@ -262,13 +279,14 @@ local function get_or_create(chain, permanent, forced, parent)
     id = create(chain, dl, forced, permanent)
     if type(id) == 'table' then return id end
   end
-  local seps = separators(chain)
-  if parent and #seps > 0 then
+  if parent then
     if fresh(parent[2], parent[3], permanent) then return id end
-    touch(parent[1], string.sub(chain, 1, seps[#seps] - 1), permanent, HEADROOM)
-    seps[#seps] = nil
+    local prefix = parent_of(chain)
+    touch(parent[1], prefix, permanent, HEADROOM)
+    touch_ancestors(prefix, permanent)
+  else
+    touch_ancestors(chain, permanent)
   end
-  touch_ancestors(chain, permanent, seps)
   return id
 end
 

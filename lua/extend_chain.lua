@@ -22,9 +22,8 @@ local current, current_dl, current_perm = find(ARGV[4])
 local chain = ARGV[5]
 if current then
   chain = current .. SEP .. ARGV[5]
-  if #separators(current) + 2 > MAX_HOPS then
-    return redis.error_reply('BADCHAIN extending ' .. ARGV[4] .. ' would make ' .. (#separators(current) + 2)
-      .. ' hops; at most 256 are allowed')
+  if deeper_than(chain, MAX_HOPS) then
+    return redis.error_reply('BADCHAIN extending ' .. ARGV[4] .. ' would make more than 256 hops')
   end
 end
 ensure_salt()

@@ -22,12 +22,11 @@ if err then return redis.error_reply(err) end
 local chain = find(ARGV[4])
 local reply = {false, false}
 if chain then
-  local seps = separators(chain)
-  if #seps == 0 then
+  local parent = parent_of(chain)
+  if not parent then
     remove(ARGV[4])
   else
-    local parent = string.sub(chain, 1, seps[#seps] - 1)
-    local target = string.sub(parent, (seps[#seps - 1] or 0) + 1)
+    local target = string.match(parent, '[^\31]*$')
     ensure_salt()
     reply = {target, get_or_create(parent, false)}
   end

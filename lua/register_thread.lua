@@ -38,7 +38,7 @@ local root = redis.call('HGET', K_META, 'root')
 local root_chain = root and find(root)
 if root_chain then
   chain = root_chain .. SEP .. chain
-  if #separators(chain) + 1 > MAX_HOPS then
+  if deeper_than(chain, MAX_HOPS) then
     return redis.error_reply('BADCHAIN root plus two hops would exceed 256 hops')
   end
 end
