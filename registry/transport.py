@@ -283,8 +283,11 @@ def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
     return call.decode(reply)
 
 
-class SyncTransport:
-    """Sends Calls for one registry: its client, its keys, its durability setting."""
+class TransportBase:
+    """What both transports hold: the client, the namespace's keys, the durability and
+    retry settings, and which scripts the server is known to have."""
+
+    cluster_class: Any
 
     def __init__(
         self,
@@ -297,13 +300,14 @@ class SyncTransport:
         self.keys = tuple(keys)
         self.durability = durability
         self.retry_seconds = default_retry_seconds(client) if retry_seconds is None else retry_seconds
-        self.cluster = isinstance(client, redis.cluster.RedisCluster)
+        self.cluster = isinstance(client, self.cluster_class)
         self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
 
-    def run(self, call: Call[T]) -> T:
-        if self.durability is None or not call.writes:
-            return run_call(self.client, self.keys, call, self.retry_seconds)
-        outcome = self._drive(send_plan([call], self.keys, self.durability, self.loaded, self.retry_seconds))
+    def plan(self, calls: Sequence[Call[Any]]) -> Generator[Step, Any, Outcome]:
+        return send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds)
+
+    def single_result(self, call: Call[T], outcome: Outcome) -> T:
+        """The result of a call sent through the plan (an acknowledged write)."""
         reply = outcome.replies[0]
         if isinstance(reply, Exception):
             raise reply
@@ -311,8 +315,19 @@ class SyncTransport:
         check_durability(outcome, self.durability, [result])
         return result
 
+
+class SyncTransport(TransportBase):
+    """Sends Calls for one registry: its client, its keys, its durability setting."""
+
+    cluster_class = redis.cluster.RedisCluster
+
+    def run(self, call: Call[T]) -> T:
+        if self.durability is None or not call.writes:
+            return run_call(self.client, self.keys, call, self.retry_seconds)
+        return self.single_result(call, self._drive(self.plan([call])))
+
     def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        return self._drive(send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds))
+        return self._drive(self.plan(calls))
 
     def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
@@ -393,8 +408,10 @@ async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -
     return call.decode(reply)
 
 
-class AsyncTransport:
+class AsyncTransport(TransportBase):
     """The asyncio twin of SyncTransport (same plan, awaited I/O)."""
+
+    cluster_class = redis.asyncio.cluster.RedisCluster
 
     def __init__(
         self,
@@ -403,31 +420,16 @@ class AsyncTransport:
         durability: Durability | None,
         retry_seconds: float | None = None,
     ) -> None:
-        self.client = client
-        self.keys = tuple(keys)
-        self.durability = durability
-        self.retry_seconds = default_retry_seconds(client) if retry_seconds is None else retry_seconds
-        self.cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
-        self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
+        super().__init__(client, keys, durability, retry_seconds)
         self._node_clients: dict[str, redis.asyncio.Redis] = {}
 
     async def run(self, call: Call[T]) -> T:
         if self.durability is None or not call.writes:
             return await run_call_async(self.client, self.keys, call, self.retry_seconds)
-        outcome = await self._drive(
-            send_plan([call], self.keys, self.durability, self.loaded, self.retry_seconds)
-        )
-        reply = outcome.replies[0]
-        if isinstance(reply, Exception):
-            raise reply
-        result = call.decode(reply)
-        check_durability(outcome, self.durability, [result])
-        return result
+        return self.single_result(call, await self._drive(self.plan([call])))
 
     async def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        return await self._drive(
-            send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds)
-        )
+        return await self._drive(self.plan(calls))
 
     async def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
