@@ -24,32 +24,33 @@ test failed. A session-wide guard kills and reports any process a group left run
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 import redis
 import redis.cluster
 
-from tests.servers import RedisClusterGroup, SentinelGroup, started_processes
+from tests.topology import RedisClusterGroup, SentinelGroup, started_processes
+
+G = TypeVar("G", RedisClusterGroup, SentinelGroup)
+
+
+def _running(group: G, label: str) -> Iterator[G]:
+    """Starts a topology group for a fixture's scope (`label`) and stops it after."""
+    group.label = label
+    group.start()
+    try:
+        yield group
+    finally:
+        group.stop()
 
 
 def _cluster(label: str) -> Iterator[RedisClusterGroup]:
-    group = RedisClusterGroup()
-    group.label = label
-    group.start()
-    try:
-        yield group
-    finally:
-        group.stop()
+    yield from _running(RedisClusterGroup(), label)
 
 
 def _sentinel(label: str) -> Iterator[SentinelGroup]:
-    group = SentinelGroup()
-    group.label = label
-    group.start()
-    try:
-        yield group
-    finally:
-        group.stop()
+    yield from _running(SentinelGroup(), label)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,8 @@ from registry.errors import DurabilityError
 from registry.keys import namespace_keys
 from tests import failover_workers as fw
 from tests.invariants import assert_one_chain_one_id, assert_raw_keys_consistent, raw_mappings
-from tests.servers import ClusterNodeServer, RedisClusterGroup, RedisServer, SentinelGroup, free_port
+from tests.servers import RedisServer, free_port
+from tests.topology import ClusterNodeServer, RedisClusterGroup, SentinelGroup
 
 WORKERS = 4
 # How long operations may stall around a fault before the test calls it a failure. The

@@ -1,6 +1,6 @@
 """The cluster and sentinel fixtures work: shape, failover, kill, resharding, cleanup.
 
-These tests check the test infrastructure (tests/servers.py, tests/cluster_fixtures.py),
+These tests check the test infrastructure (tests/topology.py, tests/cluster_fixtures.py),
 not the registry; a registry smoke check rides along where it costs nothing.
 """
 
@@ -16,15 +16,12 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from registry import ThreadRegistry
-from tests.servers import (
+from tests.topology import (
     RedisClusterGroup,
     SentinelGroup,
     started_processes,
     topology_groups,
 )
-
-# Redundant once tests/conftest.py loads the plugin; harmless (pytest loads a plugin once).
-pytest_plugins = ["tests.cluster_fixtures"]
 
 
 def _group_dirs_gone(group: RedisClusterGroup | SentinelGroup) -> bool:
