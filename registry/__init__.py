@@ -7,6 +7,7 @@ every process and host; idle threads expire by TTL.
 from .client import ThreadRegistry
 from .default import get_registry, reset_registry
 from .errors import (
+    DurabilityError,
     InvalidConfigError,
     InvalidHopError,
     InvalidNamespaceError,
@@ -17,6 +18,7 @@ from .errors import (
 from .operations import ThreadInfo
 
 __all__ = [
+    "DurabilityError",
     "InvalidConfigError",
     "InvalidHopError",
     "InvalidNamespaceError",
