@@ -40,7 +40,7 @@ def _raw_hops(value: bytes) -> tuple[str, ...]:
 def raw_mappings(reg: ThreadRegistry) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """(live, expired) mappings read straight from the namespace's keys: id -> hops.
 
-    Layout (lua/_common.lua): threads hash id -> 6-byte big-endian deadline (ms) + chain;
+    Layout (lua/_core.lua): threads hash id -> 6-byte big-endian deadline (ms) + chain;
     permanent mappings in meta as 'P<id>' -> chain. Needs a client that returns bytes.
     """
     from registry.keys import namespace_keys
