@@ -1,4 +1,4 @@
--- _remove.lua: removing mappings and sweeping expired ones; pasted after _core.
+-- _remove.lua: removing mappings and sweeping expired entries; pasted after _core.
 
 local function render(chain)
   return (string.gsub(chain, SEP, '.'))
@@ -27,7 +27,7 @@ end
 -- table-root pointer that names it. Returns true when something was removed.
 local function remove(id)
   local v = redis.call('HGET', K_THREADS, id)
-  if v then
+  if v and #v > 6 then
     drop_expiring(id, string.sub(v, 7))
     return true
   end
@@ -44,22 +44,47 @@ local function remove(id)
   return true
 end
 
--- Incremental expiry: examines about `count` entries from a cursor kept in meta.
--- Returns how many were reclaimed, the next cursor, and the cursor it began at.
-local function sweep(count)
-  local began = redis.call('HGET', K_META, 'cur') or '0'
-  local r = redis.call('HSCAN', K_THREADS, began, 'COUNT', count)
-  local kv, reclaimed = r[2], 0
+-- Incremental expiry: examines about `count` entries of the threads hash from `cursor`
+-- and removes those whose deadline has passed (mappings both directions, and floors),
+-- stopping once `most` mappings were reclaimed. Returns how many mappings were
+-- reclaimed and the next cursor ('0': a pass ended; a step that stopped early gives a
+-- cursor that examines the rest of its page again), or nil and an error for a cursor
+-- this library did not give.
+local function sweep(cursor, count, most)
+  local kv, next_cursor, off = scan_page(K_THREADS, cursor, count)
+  if not kv then return nil, next_cursor end
+  local reclaimed, dropped, seen = 0, 0, 0
   for i = 1, #kv, 2 do
-    if dec_dl(kv[i + 1]) <= NOW then
-      drop_expiring(kv[i], string.sub(kv[i + 1], 7))
-      reclaimed = reclaimed + 1
+    if most and reclaimed >= most then
+      next_cursor = off and ('L' .. string.format('%d', off + seen - dropped)) or cursor
+      return reclaimed, next_cursor
+    end
+    seen = seen + 1
+    local v = kv[i + 1]
+    if dec_dl(v) <= NOW then
+      if #v > 6 then
+        drop_expiring(kv[i], string.sub(v, 7))
+        reclaimed = reclaimed + 1
+      else
+        redis.call('HDEL', K_THREADS, kv[i])
+      end
+      dropped = dropped + 1
     end
   end
-  if r[1] == '0' then
+  if off and next_cursor ~= '0' then
+    -- What was dropped from this page moved the rest of the listpack up.
+    next_cursor = 'L' .. string.format('%d', off + seen - dropped)
+  end
+  return reclaimed, next_cursor
+end
+
+-- The sweep that writes do on the way, from the cursor kept in meta.
+local function sweep_on_the_way(count)
+  local cursor = redis.call('HGET', K_META, 'cur') or '0'
+  local _, next_cursor = sweep(cursor, count)
+  if next_cursor == '0' or not next_cursor then
     redis.call('HDEL', K_META, 'cur')
   else
-    redis.call('HSET', K_META, 'cur', r[1])
+    redis.call('HSET', K_META, 'cur', next_cursor)
   end
-  return reclaimed, r[1], began
 end

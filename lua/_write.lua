@@ -1,19 +1,32 @@
--- _write.lua: helpers of the scripts that bind and touch threads; pasted after _core.
+-- _write.lua: helpers of the scripts that bind and touch threads; pasted after _core
+-- and _remove.
 --
 -- Every write script passes ARGV[1] ttl in ms ('' = never expire), ARGV[2] a fresh
 -- random UUID, ARGV[3] how many thread entries to sweep for expiry on the way ('0' = none).
 --
--- Deadlines: a touched thread gets NOW + ttl; every live ancestor whose deadline is
--- earlier gets NOW + ttl + HEADROOM (ttl/64, at most 1 s). Invariant: a live ancestor
--- is permanent, or expires no earlier than its descendants. So the walk up the chain
--- stops at the first ancestor that is already late enough, and thanks to HEADROOM a
--- busy subtree rewrites its ancestors once per HEADROOM, not on every write.
+-- Deadlines: a touched thread gets NOW + ttl; every ancestor whose deadline is earlier
+-- gets NOW + ttl + HEADROOM (ttl/64, at most 1 s).
+--
+-- Invariant: every proper prefix of a live entry has a live entry of its own that is
+-- permanent or expires no earlier. An entry is a mapping, or a FLOOR where the prefix
+-- has no mapping: a floor holds only the deadline (or permanence) that a mapping of
+-- that chain must start with, should one be created later. So an ancestor created
+-- after its descendants (by another client with a shorter ttl, by prune_for_response,
+-- above a permanent root) starts no earlier than they end. Expiring floors live in the
+-- threads hash under \0<chain>, permanent ones in meta as Q<chain> = ''; both are found
+-- by the same reads that look for a chain's mapping, and expired floors are swept like
+-- mappings. Because of the invariant the walk up the chain stops at the first prefix
+-- that is already late enough, and thanks to HEADROOM a busy subtree rewrites its
+-- ancestors once per HEADROOM, not on every write.
 
+local MAX_TTL_MS = 315360000000  -- ten years; deadlines stay far below 2^48 and 1e14
+local MAX_SWEEP = MAX_COUNT
 local SALT = redis.call('HGET', K_META, 'salt')
 local NEWDL        -- deadline a write gives what it touches; nil = never expire
 local HEADROOM = 0
 local CANDIDATE    -- fresh random id from the client, used when the derived id is taken
 local MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
+local OVERRIDDEN = false  -- whether this call wrote to the overrides hash
 
 local function enc_dl(ms)
   local f = ms % 256
@@ -143,24 +156,34 @@ local function derived_id(chain)
 end
 
 -- The live id of a chain: id, deadline, permanent. When the chain has none: nil and
--- what creating it needs to know (derived id, what occupies its slot, any stale override).
+-- what creating it needs to know: the derived id, what occupies its slot, a stale
+-- override, and the chain's floor (deadline, or permanent) if it has one.
 local function resolve(chain)
   local d = derived_id(chain)
-  local v = redis.call('HGET', K_THREADS, d)
+  local t = redis.call('HMGET', K_THREADS, d, '\0' .. chain)
+  local v = t[1]
   if v and string.sub(v, 7) == chain then
     local dl = dec_dl(v)
     if dl > NOW then return d, dl, false end
   end
   local m = redis.call('HMGET', K_META, 'P' .. d, 'Q' .. chain)
   if m[1] == chain then return d, nil, true end
-  local o = m[2] or redis.call('HGET', K_OVERRIDES, chain)
+  local q, o = m[2], nil  -- HMGET gives false, not nil, for a missing field
+  if not q then
+    o = redis.call('HGET', K_OVERRIDES, chain)
+  elseif q ~= '' then
+    o = q
+  end
   if o then
     local c, dl, perm = find(o)
     if c == chain then
       return o, dl, perm
     end
   end
-  return nil, {derived = d, slot = v, perm_slot = m[1], override = o}
+  local floor_dl = t[2] and dec_dl(t[2])
+  if floor_dl and floor_dl <= NOW then floor_dl = nil end
+  return nil, {derived = d, slot = v, perm_slot = m[1], override = o, q = q,
+    floor_field = t[2] and true, floor_dl = floor_dl, floor_perm = q == ''}
 end
 
 -- ---------------------------------------------------------------- touching
@@ -179,10 +202,10 @@ local function promote(id, chain)
   end
 end
 
--- Whether a live mapping already satisfies this write (its ancestors then do too).
+-- Whether a live entry already satisfies this write (its ancestors then do too).
 local function fresh(dl, perm, permanent)
   if perm then return true end
-  if permanent then return false end
+  if permanent or not dl then return false end
   return dl >= NEWDL
 end
 
@@ -196,8 +219,20 @@ local function touch(id, chain, permanent, headroom)
   end
 end
 
--- Keeps every live ancestor (proper prefix) at least as long-lived, nearest first,
--- stopping at the first one that already is (see the invariant above).
+-- Raises (or creates) the floor of a chain that has no mapping.
+local function raise_floor(chain, permanent)
+  if permanent then
+    redis.call('HDEL', K_THREADS, '\0' .. chain)
+    redis.call('HSET', K_META, 'Q' .. chain, '')
+  else
+    local dl = NEWDL + HEADROOM
+    redis.call('HSET', K_THREADS, '\0' .. chain, enc_dl(dl))
+    note_deadline(dl)
+  end
+end
+
+-- Keeps every proper prefix of the chain at least as long-lived (its mapping, or its
+-- floor), nearest first, stopping at the first one that already is.
 local function touch_ancestors(chain, permanent)
   local prefix = parent_of(chain)
   while prefix do
@@ -205,34 +240,40 @@ local function touch_ancestors(chain, permanent)
     if id then
       if fresh(dl, perm, permanent) then return end
       touch(id, prefix, permanent, HEADROOM)
+    else
+      if fresh(dl.floor_dl, dl.floor_perm, permanent) then return end
+      raise_floor(prefix, permanent)
     end
     prefix = parent_of(prefix)
   end
 end
 
 -- The threads and overrides hashes carry a native expiry no earlier than their latest
--- deadline, so a namespace left idle is given back by Redis itself. Both are raised
--- together, to ttl/8 beyond what is needed, so that happens about once per ttl/8 and a
--- write usually costs one PTTL. (An override is written with its entry; a new
--- overrides hash gets its expiry then.)
+-- deadline, so a namespace left idle is given back by Redis itself. The overrides hash
+-- never expires before the threads hash (end_write sets it to the same instant
+-- whenever it writes either), so an override cannot vanish under a live mapping. Both
+-- are raised to ttl/8 beyond what is needed, so that happens about once per ttl/8.
 local function key_expiry_target()
   return MAXDL + math.floor((NEWDL - NOW) / 8) + HEADROOM
 end
 
 -- Binds a chain that has no live id (`miss` from resolve). `forced` is an externally
--- assigned id whose slot is known to be free or stale.
+-- assigned id whose slot is known to be free or stale. A mapping starts no earlier
+-- than the chain's floor (permanent if the floor is), and takes the floor's place.
 local function create(chain, miss, forced, permanent)
+  permanent = permanent or miss.floor_perm
   local o = miss.override
   if o then
     local c, dl = find(o)
     if c == nil and dl then remove(o) end
     redis.call('HDEL', K_OVERRIDES, chain)
-    redis.call('HDEL', K_META, 'Q' .. chain)
   end
+  if miss.q then redis.call('HDEL', K_META, 'Q' .. chain) end
+  if miss.floor_field then redis.call('HDEL', K_THREADS, '\0' .. chain) end
   local d = miss.derived
   local id = forced
   if not id then
-    if miss.slot and dec_dl(miss.slot) > NOW then
+    if miss.slot and #miss.slot > 6 and dec_dl(miss.slot) > NOW then
       id = CANDIDATE  -- the derived id is live for another chain
     elseif miss.slot then
       drop_expiring(d, string.sub(miss.slot, 7))
@@ -252,17 +293,16 @@ local function create(chain, miss, forced, permanent)
     redis.call('HSET', K_META, 'P' .. id, chain)
     if id ~= d then redis.call('HSET', K_META, 'Q' .. chain, id) end
   else
-    redis.call('HSET', K_THREADS, id, enc_dl(NEWDL) .. chain)
-    note_deadline(NEWDL)
+    local dl = NEWDL
+    if miss.floor_dl and miss.floor_dl > dl then dl = miss.floor_dl end
+    redis.call('HSET', K_THREADS, id, enc_dl(dl) .. chain)
+    note_deadline(dl)
     if id ~= d then
       redis.call('HSET', K_OVERRIDES, chain, id)
-      local pttl = redis.call('PTTL', K_OVERRIDES)
-      if pttl == -1 or NOW + pttl < NEWDL then
-        redis.call('PEXPIREAT', K_OVERRIDES, key_expiry_target())
-      end
+      OVERRIDDEN = true
     end
   end
-  return id
+  return id, permanent
 end
 
 -- The id of a chain, bound now (to `forced` if given) if it had none; touches it and
@@ -276,7 +316,7 @@ local function get_or_create(chain, permanent, forced, parent)
     if fresh(dl, perm, permanent) then return id end
     touch(id, chain, permanent)
   else
-    id = create(chain, dl, forced, permanent)
+    id, permanent = create(chain, dl, forced, permanent)
     if type(id) == 'table' then return id end
   end
   if parent then
@@ -295,9 +335,10 @@ end
 local function begin_write()
   local ttl = ARGV[1]
   if ttl ~= '' then
-    local n = tonumber(ttl)
-    if not n or n < 1 or n ~= math.floor(n) then
-      return 'BADARG ttl ' .. ttl .. ' must be a positive whole number of milliseconds'
+    local n = whole(ttl, 1, MAX_TTL_MS)
+    if not n then
+      return 'BADARG ttl ' .. ttl .. ' must be a whole number of milliseconds from 1 to '
+        .. string.format('%d', MAX_TTL_MS)
     end
     NEWDL = NOW + n
     HEADROOM = math.min(math.floor(n / 64), 1000)
@@ -305,6 +346,9 @@ local function begin_write()
   local err = check_id(ARGV[2])
   if err then return err end
   CANDIDATE = ARGV[2]
+  if not whole(ARGV[3], 0, MAX_SWEEP) then
+    return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. MAX_SWEEP
+  end
   return nil
 end
 
@@ -317,13 +361,15 @@ end
 
 local function end_write()
   if MAXDL then
-    local pttl = redis.call('PTTL', K_THREADS)
-    if pttl == -1 or NOW + pttl < MAXDL then
+    local at = redis.call('PEXPIRETIME', K_THREADS)
+    if at < 0 or at < MAXDL then
       local target = key_expiry_target()
       redis.call('PEXPIREAT', K_THREADS, target)
       redis.call('PEXPIREAT', K_OVERRIDES, target)  -- no-op when there is none
+    elseif OVERRIDDEN then
+      redis.call('PEXPIREAT', K_OVERRIDES, at)
     end
   end
   local n = tonumber(ARGV[3])
-  if n and n > 0 then sweep(n) end
+  if n > 0 then sweep_on_the_way(n) end
 end

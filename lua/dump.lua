@@ -6,29 +6,37 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] 't' for expiring threads, 'p' for permanent ones
   ARGV[2] cursor ('0' to start)
-  ARGV[3] page size hint (HSCAN COUNT)
+  ARGV[3] page size (HSCAN COUNT, 1 to 10000)
 
   Reply: {next cursor, id, chain, deadline ms or '', id, chain, deadline, ...}
+  Errors: BADARG
 ]]
 -- @include _core
 
+local count = whole(ARGV[3], 1, MAX_COUNT)
+if not count then
+  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. MAX_COUNT)
+end
 local out = {}
 if ARGV[1] == 't' then
-  local r = redis.call('HSCAN', K_THREADS, ARGV[2], 'COUNT', ARGV[3])
-  out[1] = r[1]
-  local kv = r[2]
+  local kv, cursor = scan_page(K_THREADS, ARGV[2], count)
+  if not kv then return redis.error_reply(cursor) end
+  out[1] = cursor
   for i = 1, #kv, 2 do
-    local dl = dec_dl(kv[i + 1])
-    if dl > NOW then
-      out[#out + 1] = kv[i]
-      out[#out + 1] = string.sub(kv[i + 1], 7)
-      out[#out + 1] = tostring(dl)
+    local v = kv[i + 1]
+    if #v > 6 then  -- floors (bare deadlines) are not mappings
+      local dl = dec_dl(v)
+      if dl > NOW then
+        out[#out + 1] = kv[i]
+        out[#out + 1] = string.sub(v, 7)
+        out[#out + 1] = string.format('%d', dl)
+      end
     end
   end
 else
-  local r = redis.call('HSCAN', K_META, ARGV[2], 'MATCH', 'P*', 'COUNT', ARGV[3])
-  out[1] = r[1]
-  local kv = r[2]
+  local kv, cursor = scan_page(K_META, ARGV[2], count, 'P*')
+  if not kv then return redis.error_reply(cursor) end
+  out[1] = cursor
   for i = 1, #kv, 2 do
     out[#out + 1] = string.sub(kv[i], 2)
     out[#out + 1] = kv[i + 1]

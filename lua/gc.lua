@@ -1,15 +1,28 @@
 --[[
   gc: one bounded sweep step: examine about ARGV[1] thread entries from the cursor
-  kept in meta, and remove those whose deadline has passed (both directions).
+  ARGV[2], and remove those whose deadline has passed (both directions). The client
+  walks its own cursor, so one gc() call covers exactly one pass whatever the sweeps
+  that writes do on the way.
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
-  ARGV[1] entries to examine (HSCAN COUNT)
+  ARGV[1] entries to examine (1 to 10000)
+  ARGV[2] cursor ('0' to start a pass)
+  ARGV[3] most mappings to reclaim (1 to 10000); the step stops there
 
-  Reply: {reclaimed, next cursor, cursor it started from}; next cursor '0' means a pass
-  just ended
+  Reply: {mappings reclaimed, next cursor}; next cursor '0' means the pass ended
+  Errors: BADARG (before any write)
 ]]
 -- @include _core
 -- @include _remove
 
-local reclaimed, cursor, began = sweep(tonumber(ARGV[1]))
-return {reclaimed, cursor, began}
+local count = whole(ARGV[1], 1, MAX_COUNT)
+if not count then
+  return redis.error_reply('BADARG gc count ' .. ARGV[1] .. ' must be a whole number from 1 to ' .. MAX_COUNT)
+end
+local most = whole(ARGV[3], 1, MAX_COUNT)
+if not most then
+  return redis.error_reply('BADARG gc most ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. MAX_COUNT)
+end
+local reclaimed, cursor = sweep(ARGV[2], count, most)
+if not reclaimed then return redis.error_reply(cursor) end
+return {reclaimed, cursor}

@@ -7,24 +7,34 @@ every process and host; idle threads expire by TTL.
 from .client import ThreadRegistry
 from .default import get_registry, reset_registry
 from .errors import (
+    NOT_RUN,
+    UNKNOWN,
+    BatchOrderError,
     DurabilityError,
     InvalidConfigError,
     InvalidHopError,
     InvalidNamespaceError,
     InvalidThreadIdError,
+    OutcomeUnknownError,
     RegistryError,
     RootConflictError,
+    ThreadIdConflictError,
 )
 from .operations import ThreadInfo
 
 __all__ = [
+    "NOT_RUN",
+    "UNKNOWN",
+    "BatchOrderError",
     "DurabilityError",
     "InvalidConfigError",
     "InvalidHopError",
     "InvalidNamespaceError",
     "InvalidThreadIdError",
+    "OutcomeUnknownError",
     "RegistryError",
     "RootConflictError",
+    "ThreadIdConflictError",
     "ThreadInfo",
     "ThreadRegistry",
     "get_registry",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
+from .errors import NOT_RUN, UNKNOWN, BatchOrderError, OutcomeUnknownError
 from .operations import Call, Operations, Program, as_dump
 from .transport import Durability, Outcome, check_durability
 from .validation import Chain
@@ -30,6 +31,10 @@ def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any
     entry (debug_dump, gc) sends its first call with the calls before it, then its
     further pages alone, and the entries after it follow once it is done. So a batch
     of single calls is one round trip. A failed entry's result is its exception.
+
+    A reply of UNKNOWN or NOT_RUN (the transport could not keep the batch's order or
+    lost its replies) stops the batch: nothing after it is sent; entries not begun get
+    NOT_RUN, multi-step entries cut short get UNKNOWN.
     """
     results: list[Any] = [None] * len(entries)
     i = 0
@@ -49,10 +54,11 @@ def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any
             break  # a multi-step entry ends the segment
         while segment:
             replies = yield [call for _, _, call in segment]
+            stopped = any(reply is UNKNOWN or reply is NOT_RUN for reply in replies)
             following: list[tuple[int, Program[Any] | None, Call[Any]]] = []
             for (index, program, call), reply in zip(segment, replies, strict=True):
-                if isinstance(reply, Exception):
-                    results[index] = reply
+                if isinstance(reply, Exception) or reply is UNKNOWN or reply is NOT_RUN:
+                    results[index] = UNKNOWN if program is not None and reply is NOT_RUN else reply
                     if program is not None:
                         program.close()
                     continue
@@ -64,16 +70,28 @@ def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any
                     following.append((index, program, program.send(value)))
                 except StopIteration as done:
                     results[index] = done.value
+            if stopped:
+                for index, program, _ in following:
+                    program.close()  # type: ignore[union-attr]  # only programs follow
+                    results[index] = UNKNOWN
+                for later in range(i, len(entries)):
+                    entry = entries[later]
+                    if not isinstance(entry, Call):
+                        entry.close()
+                    results[later] = NOT_RUN
+                return results
             segment = following
     return results
 
 
-def least_acknowledged(so_far: Outcome, outcome: Outcome) -> Outcome:
-    if outcome.acknowledged is None:
-        return so_far
-    if so_far.acknowledged is None or outcome.acknowledged < so_far.acknowledged:
-        return Outcome([], outcome.acknowledged)
-    return so_far
+def merge_outcomes(so_far: Outcome, outcome: Outcome) -> Outcome:
+    """What a batch keeps of its rounds: the least acknowledgement, the first interruption."""
+    acked = so_far.acknowledged
+    if outcome.acknowledged is not None and (acked is None or outcome.acknowledged < acked):
+        acked = outcome.acknowledged
+    if so_far.interrupted is not None:
+        return Outcome([], acked, so_far.interrupted, so_far.message)
+    return Outcome([], acked, outcome.interrupted, outcome.message)
 
 
 class _Queue:
@@ -150,6 +168,14 @@ class _Queue:
         self, results: list[Any], acked: Outcome, durability: Durability | None, raise_on_error: bool
     ) -> list[Any]:
         self.results = results
+        if acked.interrupted is OutcomeUnknownError:
+            unknown = tuple(i for i, r in enumerate(results) if r is UNKNOWN)
+            raise OutcomeUnknownError(f"batch operations {list(unknown)}: {acked.message}", results, unknown)
+        if acked.interrupted is BatchOrderError:
+            not_run = tuple(i for i, r in enumerate(results) if r is NOT_RUN or r is UNKNOWN)
+            raise BatchOrderError(
+                f"batch operations {list(not_run)} did not run: {acked.message}", results, not_run
+            )
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
@@ -180,7 +206,7 @@ class Batch(_Queue):
             calls = next(driver)
             while True:
                 outcome = transport.send_many(calls)
-                acked = least_acknowledged(acked, outcome)
+                acked = merge_outcomes(acked, outcome)
                 calls = driver.send(outcome.replies)
         except StopIteration as done:
             results: list[Any] = done.value
@@ -210,7 +236,7 @@ class AsyncBatch(_Queue):
             calls = next(driver)
             while True:
                 outcome = await transport.send_many(calls)
-                acked = least_acknowledged(acked, outcome)
+                acked = merge_outcomes(acked, outcome)
                 calls = driver.send(outcome.replies)
         except StopIteration as done:
             results: list[Any] = done.value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 
 class RegistryError(Exception):
     """Base class of every error this library raises itself."""
@@ -27,6 +29,59 @@ class RootConflictError(RegistryError):
     """The namespace (or table) already has a root for another organism."""
 
 
+class ThreadIdConflictError(RegistryError):
+    """``register_thread`` with an id that is already bound to another chain.
+
+    Returning that id would route the new chain's traffic to the old one, so nothing
+    is bound and nothing is written.
+    """
+
+
+class OutcomeUnknownError(RegistryError, RedisConnectionError):
+    """The connection was lost after a request was sent and before all its replies came.
+
+    Raised instead of re-sending when a re-send could change the outcome: a removal
+    (``cleanup``, ``clear``, a ``prune_for_response`` that may remove a one-hop chain)
+    or a batch holding one, since another client may have re-created the removed
+    chain in between. ``results`` holds, in order, each operation's result where its
+    reply arrived and ``UNKNOWN`` where it did not; ``unknown`` lists those positions.
+    Each of those operations ran once or not at all. Reads are safe to repeat: look the
+    affected ids up, then repeat what is still needed. It is also a redis-py
+    ``ConnectionError``, which code written for lost connections already catches.
+    """
+
+    def __init__(self, message: str, results: list[object], unknown: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.results = results
+        self.unknown = unknown
+
+
+class BatchOrderError(RegistryError):
+    """A batch could not keep its order: an operation failed to run (its script had
+    been flushed from the server, or its slot moved) while later operations of the
+    same round had already run. Nothing is re-sent out of order. ``results`` holds
+    what ran (``NOT_RUN`` for the operations that did not); ``not_run`` lists them.
+    Reads are safe to repeat; decide what to send again from the current state.
+    """
+
+    def __init__(self, message: str, results: list[object], not_run: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.results = results
+        self.not_run = not_run
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+UNKNOWN: object = _Marker("UNKNOWN")  # a result whose reply was lost (OutcomeUnknownError)
+NOT_RUN: object = _Marker("NOT_RUN")  # an operation a batch could not run in order (BatchOrderError)
+
+
 class DurabilityError(RegistryError):
     """Fewer replicas than ``wait_replicas`` acknowledged a write in ``wait_timeout_ms``.
 
@@ -48,6 +103,7 @@ _BY_CODE: dict[str, type[RegistryError]] = {
     "BADARG": InvalidConfigError,
     "ROOTCONFLICT": RootConflictError,
     "TABLECONFLICT": RootConflictError,
+    "IDCONFLICT": ThreadIdConflictError,
 }
 
 

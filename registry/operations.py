@@ -36,6 +36,7 @@ ROOT_CHAIN_BEFORE_INIT = "system"
 # (4 entries per write on average: a pass over the hash keeps pace with creation).
 GC_EVERY = 32
 GC_STEP = 128
+GC_PASS_STEP = 512  # entries one step of gc() examines, whatever its limit
 DUMP_PAGE = 1000
 
 
@@ -50,7 +51,11 @@ class Call(Generic[T]):
     script: Script | None
     args: tuple[str, ...]
     decode: Callable[[Any], T]
-    writes: bool = False
+    writes: bool = False  # changes state: waits for replicas when wait_replicas is set
+    # May remove a mapping (cleanup, clear, a one-hop prune). Such a call is never sent
+    # again after its reply was lost: another client may have re-created the chain
+    # (with the same derived id) in between, and a second removal would remove that.
+    removes: bool = False
 
 
 # A multi-step operation (debug_dump, gc): yields Calls, is sent their results.
@@ -119,9 +124,9 @@ class Operations:
         return Call(script(name), args, decode)
 
     @staticmethod
-    def _plain_write(name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
+    def _plain_write(name: str, decode: Callable[[Any], T], *args: str, removes: bool = False) -> Call[T]:
         """A write without ttl/candidate/sweep arguments (cleanup, clear, gc)."""
-        return Call(script(name), args, decode, writes=True)
+        return Call(script(name), args, decode, writes=True, removes=removes)
 
     # ------------------------------------------------------------ roots
 
@@ -174,7 +179,8 @@ class Operations:
             target, new_id = reply
             return _optional_text(target), _optional_text(new_id)
 
-        return self._write_call("prune_for_response", decode, tid)
+        s, full = self._write("prune_for_response", tid)
+        return Call(s, full, decode, writes=True, removes=True)
 
     def register_thread(self, thread_id: str, initiator: str, target: str) -> Call[str]:
         tid = check_thread_id(thread_id)
@@ -198,41 +204,43 @@ class Operations:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), _none)
-        return self._plain_write("cleanup", _none, tid)
+        return self._plain_write("cleanup", _none, tid, removes=True)
 
     def clear(self) -> Call[None]:
         def decode(_: Any) -> None:
             self.root_uuid = None
             self.root_chain = ROOT_CHAIN_BEFORE_INIT
 
-        return self._plain_write("clear", decode)
+        return self._plain_write("clear", decode, removes=True)
 
     # ------------------------------------------------------------ bounded multi-step work
 
-    def gc_step(self, count: int = GC_STEP) -> Call[tuple[int, bool, bool]]:
-        """One sweep step: (reclaimed, whether a pass just ended, whether it began one)."""
+    def gc_step(self, cursor: str = "0", most: int = GC_PASS_STEP) -> Call[tuple[int, str]]:
+        """One sweep step from `cursor` that reclaims at most `most` mappings:
+        (mappings reclaimed, next cursor; '0' ends a pass)."""
 
-        def decode(reply: Any) -> tuple[int, bool, bool]:
-            return int(reply[0]), text(reply[1]) == "0", text(reply[2]) == "0"
+        def decode(reply: Any) -> tuple[int, str]:
+            return int(reply[0]), text(reply[1])
 
-        return self._plain_write("gc", decode, str(count))
+        return self._plain_write("gc", decode, str(GC_PASS_STEP), cursor, str(min(most, GC_PASS_STEP)))
 
     def gc(self, limit: int = 1000) -> Program[int]:
-        """Sweep until `limit` mappings were reclaimed or every entry was examined once."""
+        """Sweep until `limit` mappings were reclaimed or one pass over every entry ended.
+
+        The limit is checked here, when the call is made (or queued in a batch), not
+        when the first step runs.
+        """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidConfigError(f"gc limit {limit!r} must be a positive int")
-        reclaimed = 0
-        passes_to_end: int | None = None  # a sweep that began mid-pass needs the next pass too
-        while reclaimed < limit:
-            n, ended, began = yield self.gc_step(min(GC_STEP * 4, max(limit - reclaimed, 16)))
-            reclaimed += n
-            if passes_to_end is None:
-                passes_to_end = 1 if began else 2
-            if ended:
-                passes_to_end -= 1
-                if passes_to_end == 0:
-                    break
-        return reclaimed
+            raise InvalidConfigError(f"gc limit {limit!r} must be an int >= 1")
+        return self._gc(limit)
+
+    def _gc(self, limit: int) -> Program[int]:
+        reclaimed, cursor = 0, "0"
+        while True:
+            n, cursor = yield self.gc_step(cursor, limit - reclaimed)
+            reclaimed += int(n)
+            if cursor == "0" or reclaimed >= limit:
+                return reclaimed
 
     def dump_page(self, kind: str, cursor: str, count: int = DUMP_PAGE) -> Call[tuple[str, list[ThreadInfo]]]:
         def decode(reply: Any) -> tuple[str, list[ThreadInfo]]:

@@ -1,19 +1,54 @@
 """Sending Calls to Redis: one call, or many in one round trip; sync and async.
 
 The single-call fast path is one EVALSHA through the user's client (redis-py's cluster
-client follows MOVED/ASK/TRYAGAIN itself). Batches, and every write when
-``wait_replicas`` is set, go through `send_plan`: one pipeline on the connection that
-owns the namespace (the client itself, or on a cluster the node holding the
+client follows MOVED/ASK/TRYAGAIN itself, and its retries may re-send it: safe, since
+such a call is idempotent and removes nothing). Batches, removals, and every write
+when ``wait_replicas`` is set go through `send_plan`: one pipeline on the connection
+that owns the namespace (the client itself, or on a cluster the node holding the
 namespace's slot), with WAIT at its end so acknowledgement costs no extra round trip.
-The plan loads scripts the server may lack at the head of the pipeline and decides
-what to re-send after NOSCRIPT, MOVED, ASK, TRYAGAIN or a lost connection; the sync
-and async drivers below only do the I/O it asks for. Re-sending is
-safe because every operation is idempotent.
+The drivers below write that pipeline on a connection of their own and read its
+replies one by one, so they know how far a lost connection got; they do only the I/O
+the plan asks for.
+
+Rules of the plan (everything that decides what is sent again lives in `send_plan`):
+
+1. Calls take effect in their order, or the caller is told they did not.
+2. A round loads either every script it runs or none: none only when this transport
+   saw the server take each of them. The loads go first, in one MULTI/EXEC. So a
+   flush before the round's first EVALSHA makes every EVALSHA of it fail alike, never
+   only some, and a flush after it makes a suffix fail.
+3. A call whose reply says it did not run (NOSCRIPT, MOVED, ASK, TRYAGAIN, CLUSTERDOWN)
+   is re-sent, with the calls after it, in order, if the calls that failed form a
+   suffix of the round. If a later call of the round ran although an earlier one did
+   not (a flush in mid-pipeline, then another client loading one of our scripts), the
+   order is already broken: nothing is re-sent, and the batch ends in BatchOrderError
+   (unless every call involved only reads).
+4. A connection lost after the request was (maybe) sent leaves the calls without a
+   reply run once or not at all. They are re-sent only if none of them may remove a
+   mapping (`Call.removes`); else, or when the retry budget is spent, the batch ends
+   in OutcomeUnknownError, which says which calls are unknown. A connection that
+   failed before anything was sent is retried within the budget.
+5. Retrying is bounded by `retry_seconds` of backoff (0 on a single server).
+
+| reply to a Send | what the plan does |
+|---|---|
+| list of replies, all run | done (errors of our scripts are results: they ran) |
+| NOSCRIPT on a suffix | forget what was loaded; re-send the suffix with all its scripts loaded |
+| MOVED on a suffix | refresh the slot map; re-send the suffix to the namespace's owner |
+| ASK on a suffix | re-send the suffix to the named node, each call after ASKING |
+| TRYAGAIN / CLUSTERDOWN on a suffix | pause (backoff), refresh; re-send the suffix |
+| any of these, not a suffix | stop: NOT_RUN in their places, BatchOrderError |
+| a SCRIPT LOAD at the head failed | raise its error if nothing of the round ran; else as above |
+| WAIT answered with an error (UNBLOCKED, a replica) | 0 replicas acknowledged |
+| NotSent(exc): connect failed | pause (backoff) and re-send; budget spent: raise exc |
+| Lost(k replies, exc): connection lost | keep the k replies; re-send the rest if none of it |
+|   | removes and the budget allows; else UNKNOWN there, OutcomeUnknownError |
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -37,7 +72,14 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import DurabilityError, from_script_error
+from .errors import (
+    NOT_RUN,
+    UNKNOWN,
+    BatchOrderError,
+    DurabilityError,
+    OutcomeUnknownError,
+    from_script_error,
+)
 from .operations import Call
 
 T = TypeVar("T")
@@ -113,12 +155,15 @@ class Durability:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Pipeline these commands on one connection; reply with the list of results
-    (errors in place), or with the exception if the whole send failed."""
+    """Pipeline on one connection: load `loads` (script sources) in one MULTI/EXEC, so
+    no flush can fall between two of them, then run `commands`. Reply with one result
+    per load and per command (errors in place), or NotSent / Lost if the connection
+    failed."""
 
+    loads: list[str]
     commands: list[tuple[Any, ...]]
     node: tuple[str, int] | None  # a cluster node to send to; None: the namespace's owner
-    asking: bool  # prefix each command with ASKING (slot being imported there)
+    asking: bool  # prefix each script run with ASKING (slot being imported there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +175,34 @@ class Pause:
 Step = Send | Pause
 
 
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """The connection failed before any byte of the request was written."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The connection failed after the request was (maybe) written: `replies` are those
+    that arrived, in order; the commands after them ran once or not at all."""
+
+    replies: list[Any]
+    error: BaseException
+
+
 @dataclass(slots=True)
 class Outcome:
     replies: list[Any]
     acknowledged: int | None  # the least WAIT answer over the rounds that wrote
+    # Set when the plan stopped before every call had its reply: the error class to
+    # raise (OutcomeUnknownError or BatchOrderError) and what it says.
+    interrupted: type[OutcomeUnknownError] | type[BatchOrderError] | None = None
+    message: str = ""
+
+
+# Replies that say the call did not run here and may be sent again.
+NOT_RUN_HERE = (NoScriptError, AskError, TryAgainError, ClusterDownError)  # MovedError is an AskError
 
 
 def send_plan(
@@ -143,13 +212,10 @@ def send_plan(
     loaded: set[str],
     retry_seconds: float,
 ) -> Generator[Step, Any, Outcome]:
-    """Decides what to send, and what to re-send, until every call has its reply.
+    """Decides what to send, and what to re-send, until every call has its reply or
+    the plan must stop (see the rules and the table at the top of this module).
 
-    Order matters: the calls must take effect in their order. Scripts not known to be
-    on the server (`loaded`, kept by the transport) are loaded at the head of the same
-    pipeline, so a NOSCRIPT can only come from a flush or failover in the middle of it;
-    then, as with MOVED, ASK or TRYAGAIN during a failover or a slot migration, the
-    calls that failed are a suffix of the round, and are re-sent in their order.
+    `loaded`, kept by the transport, holds the SHAs this transport saw the server take.
     """
     outcome = Outcome([None] * len(calls), None)
     scripts = {i: call.script for i, call in enumerate(calls) if call.script is not None}
@@ -167,65 +233,145 @@ def send_plan(
                 ("EVAL", scripts[i].source, len(keys), *keys, *calls[i].args) for i in todo
             ]
         else:
-            loads = list({scripts[i].sha: scripts[i] for i in todo if scripts[i].sha not in loaded}.values())
-            commands = [("SCRIPT", "LOAD", s.source) for s in loads]
-            commands += [("EVALSHA", scripts[i].sha, len(keys), *keys, *calls[i].args) for i in todo]
+            needed = {scripts[i].sha: scripts[i] for i in todo}
+            loads = [] if needed.keys() <= loaded else list(needed.values())
+            commands = [("EVALSHA", scripts[i].sha, len(keys), *keys, *calls[i].args) for i in todo]
         wait = durability is not None and any(calls[i].writes for i in todo)
         if wait:
             assert durability is not None
             commands.append(("WAIT", durability.replicas, durability.timeout_ms))
-        got = yield Send(commands, node, asking)
+        answer: list[Any] | NotSent | Lost = yield Send([s.source for s in loads], commands, node, asking)
         node, asking = None, False
-        if not isinstance(got, BaseException):
+
+        lost: BaseException | None = None
+        if isinstance(answer, Lost):
+            got: Any = answer.replies
+            lost = answer.error
+        else:
+            got = answer
+        if not isinstance(got, NotSent):
             failed_load = next((r for r in got[: len(loads)] if isinstance(r, Exception)), None)
-            if failed_load is not None:
-                got = failed_load
-        if isinstance(got, BaseException):
+            if failed_load is not None and all(isinstance(r, NoScriptError) for r in got[len(loads) :]):
+                raise failed_load  # not allowed to load (ACL), out of memory, ...: nothing ran
+        if isinstance(got, NotSent):
             delay = backoff.next_delay()
             if delay is None:
-                raise got
+                raise got.error
             yield Pause(delay, refresh=True)
             continue
+        if len(got) < len(loads):  # lost before the scripts were loaded: nothing ran
+            if lost is not None and not any(calls[i].removes for i in todo):
+                delay = backoff.next_delay()
+                if delay is not None:
+                    yield Pause(delay, refresh=True)
+                    continue
+            return _interrupted_by_loss(outcome, calls, todo, [], lost, retry_seconds)
         loaded.update(s.sha for s in loads)
         got = got[len(loads) :]
         if wait:
-            # An error instead of a count (a primary demoted while we waited answers
-            # UNBLOCKED) acknowledges nothing.
-            acked = got[-1] if isinstance(got[-1], int) else 0
-            got = got[:-1]
+            if len(got) > len(todo):
+                # An error instead of a count (a primary demoted while we waited
+                # answers UNBLOCKED) acknowledges nothing.
+                acked = got[len(todo)] if isinstance(got[len(todo)], int) else 0
+                got = got[: len(todo)]
+            else:
+                acked = 0  # the WAIT reply was lost with the connection
             prior = outcome.acknowledged
             outcome.acknowledged = acked if prior is None else min(prior, acked)
+
+        replied, unreplied = todo[: len(got)], todo[len(got) :]
         retry: list[int] = []
+        ran_late: list[int] = []  # calls that ran although an earlier one of the round did not
         refresh = pause = False
-        for i, reply in zip(todo, got, strict=True):
-            if isinstance(reply, NoScriptError):
+        for i, reply in zip(replied, got, strict=True):
+            if isinstance(reply, NOT_RUN_HERE):
                 retry.append(i)
-                loaded.clear()  # a flush or a failover took every script
-            elif isinstance(reply, MovedError):  # before AskError: MovedError subclasses it
-                retry.append(i)
-                refresh = True
-            elif isinstance(reply, AskError):
-                retry.append(i)
-                node, asking = (reply.host, int(reply.port)), True
-            elif isinstance(reply, TryAgainError | ClusterDownError):
-                retry.append(i)
-                pause = refresh = True
-            elif isinstance(reply, ResponseError):
-                outcome.replies[i] = map_error(reply)
-            else:
-                outcome.replies[i] = reply
+                if isinstance(reply, NoScriptError):
+                    loaded.clear()  # a flush or a failover took every script
+                elif isinstance(reply, MovedError):
+                    refresh = True
+                elif isinstance(reply, AskError):
+                    node, asking = (reply.host, int(reply.port)), True
+                else:
+                    pause = refresh = True
+                continue
+            outcome.replies[i] = map_error(reply) if isinstance(reply, ResponseError) else reply
+            if retry:
+                ran_late.append(i)
+        if ran_late and not _reads_only(calls, [*retry, *ran_late]):
+            return _interrupted_out_of_order(outcome, calls, retry, ran_late, unreplied if lost else [])
         if any(isinstance(reply, NoScriptError) for reply in got):
             noscript_rounds += 1
-        todo = retry
+        if lost is not None:
+            if any(calls[i].removes for i in unreplied):
+                return _interrupted_by_loss(outcome, calls, unreplied, retry, lost, retry_seconds)
+            pause = refresh = True
+        todo = retry + unreplied
         delay = backoff.next_delay() if pause else 0.0
         if todo and (noscript_rounds > NOSCRIPT_ATTEMPTS or delay is None):
+            if lost is not None:
+                return _interrupted_by_loss(outcome, calls, unreplied, retry, lost, retry_seconds)
             for i in todo:
                 outcome.replies[i] = ResponseError(
                     f"gave up re-sending {scripts[i].name} within {retry_seconds}s"
                 )
             break
-        if refresh or pause:
+        if todo and (refresh or pause):
             yield Pause(delay or 0.0, refresh=refresh)
+    return outcome
+
+
+def _reads_only(calls: Sequence[Call[Any]], indices: Sequence[int]) -> bool:
+    return not any(calls[i].writes for i in indices)
+
+
+def _interrupted_by_loss(
+    outcome: Outcome,
+    calls: Sequence[Call[Any]],
+    unknown: Sequence[int],
+    not_run: Sequence[int],
+    error: BaseException | None,
+    retry_seconds: float,
+) -> Outcome:
+    for i in not_run:
+        outcome.replies[i] = NOT_RUN
+    for i in unknown:
+        outcome.replies[i] = UNKNOWN
+    names = ", ".join(script.name for i in unknown if (script := calls[i].script) is not None)
+    removes = any(calls[i].removes for i in unknown)
+    why = (
+        "it may remove a mapping, and another client may have re-created that chain since"
+        if removes
+        else f"re-sending for {retry_seconds:g}s did not get through"
+    )
+    outcome.interrupted = OutcomeUnknownError
+    outcome.message = (
+        f"the connection was lost ({error}) after the request was sent: {names} ran once or not at "
+        f"all; not re-sent because {why}. Reads are safe to repeat: look the affected ids up, then "
+        "repeat what is still needed"
+    )
+    return outcome
+
+
+def _interrupted_out_of_order(
+    outcome: Outcome,
+    calls: Sequence[Call[Any]],
+    not_run: Sequence[int],
+    ran_late: Sequence[int],
+    unknown: Sequence[int],
+) -> Outcome:
+    for i in not_run:
+        outcome.replies[i] = NOT_RUN
+    for i in unknown:
+        outcome.replies[i] = UNKNOWN
+    first = calls[not_run[0]].script
+    outcome.interrupted = BatchOrderError
+    outcome.message = (
+        f"{first.name if first else 'a call'} (operation {not_run[0]} of the round) could not run (its "
+        f"script was flushed or its slot moved) while {len(ran_late)} later operation(s) of the same "
+        "round ran; nothing was re-sent out of order. Reads are safe to repeat: decide from the "
+        "current state what to send again"
+    )
     return outcome
 
 
@@ -306,8 +452,15 @@ class TransportBase:
     def plan(self, calls: Sequence[Call[Any]]) -> Generator[Step, Any, Outcome]:
         return send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds)
 
+    def planned(self, call: Call[Any]) -> bool:
+        """Whether a single call goes through the plan rather than the fast path: a
+        removal (never re-sent blindly after a lost reply) or an acknowledged write."""
+        return call.removes or (self.durability is not None and call.writes)
+
     def single_result(self, call: Call[T], outcome: Outcome) -> T:
-        """The result of a call sent through the plan (an acknowledged write)."""
+        """The result of a single call sent through the plan."""
+        if outcome.interrupted is not None:
+            raise outcome.interrupted(outcome.message, outcome.replies, (0,))
         reply = outcome.replies[0]
         if isinstance(reply, Exception):
             raise reply
@@ -322,7 +475,7 @@ class SyncTransport(TransportBase):
     cluster_class = redis.cluster.RedisCluster
 
     def run(self, call: Call[T]) -> T:
-        if self.durability is None or not call.writes:
+        if not self.planned(call) or call.script is None:
             return run_call(self.client, self.keys, call, self.retry_seconds)
         return self.single_result(call, self._drive(self.plan([call])))
 
@@ -334,37 +487,93 @@ class SyncTransport(TransportBase):
             step = next(plan)
             while True:
                 if isinstance(step, Send):
-                    try:
-                        result: Any = self._send(step)
-                    except TRANSIENT as exc:
-                        result = exc
-                    step = plan.send(result)
+                    step = plan.send(self._send(step))
                 else:
                     if step.refresh and self.cluster:
-                        self.client.nodes_manager.initialize()
+                        with contextlib.suppress(*TRANSIENT):  # the next send finds out
+                            self.client.nodes_manager.initialize()
                     time.sleep(step.seconds)
                     step = plan.send(None)
         except StopIteration as done:
             outcome: Outcome = done.value
             return outcome
 
-    def _send(self, step: Send) -> list[Any]:
-        conn = self.client
-        if self.cluster:
-            if step.node is None:
-                target = self.client.get_node_from_key(self.keys[0])
-            else:
-                target = self.client.get_node(host=step.node[0], port=step.node[1])
-                if target is None:
-                    raise ClusterDownError(f"node {step.node} not known yet")
-            conn = self.client.get_redis_connection(target)
-        pipe = conn.pipeline(transaction=False)
-        for command in step.commands:
-            if step.asking:
-                pipe.execute_command("ASKING")
-            pipe.execute_command(*command)
-        replies: list[Any] = pipe.execute(raise_on_error=False)
-        return replies[1::2] if step.asking else replies
+    def _send(self, step: Send) -> list[Any] | NotSent | Lost:
+        """Writes the pipeline on a connection of its own and reads the replies one by
+        one, so a lost connection tells how far it got (redis-py's pipeline would send
+        the whole pipeline again instead)."""
+        try:
+            pool = self._pool(step.node)
+            conn = pool.get_connection()
+        except TRANSIENT as exc:
+            return NotSent(exc)
+        commands = _packed(step)
+        replies: list[Any] = []
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except TRANSIENT as exc:
+            conn.disconnect()
+            return Lost(_unpacked(step, replies), exc)
+        except BaseException:
+            conn.disconnect()  # half-read replies must not reach the next user of the connection
+            raise
+        finally:
+            pool.release(conn)
+        return _unpacked(step, replies)
+
+    def _pool(self, address: tuple[str, int] | None) -> Any:
+        if not self.cluster:
+            return self.client.connection_pool
+        if address is None:
+            target = self.client.get_node_from_key(self.keys[0])
+        else:
+            target = self.client.get_node(host=address[0], port=address[1])
+            if target is None:
+                raise ClusterDownError(f"node {address} not known yet")
+        return self.client.get_redis_connection(target).connection_pool
+
+
+def _packed(step: Send) -> list[tuple[Any, ...]]:
+    """The wire commands of a Send: loads in MULTI/EXEC, ASKING before each script run."""
+    out: list[tuple[Any, ...]] = []
+    if step.loads:
+        out += [("MULTI",), *(("SCRIPT", "LOAD", source) for source in step.loads), ("EXEC",)]
+    for command in step.commands:
+        if step.asking and command[0] in ("EVALSHA", "EVAL"):
+            out.append(("ASKING",))
+        out.append(command)
+    return out
+
+
+def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
+    """One reply per load and per command of a Send, from the wire replies that came."""
+    out: list[Any] = []
+    pos = 0
+    if step.loads:
+        pos = len(step.loads) + 2
+        if len(raw) < pos:
+            return out  # lost before EXEC answered: not one script is known loaded
+        loaded = raw[pos - 1]
+        if isinstance(loaded, list) and len(loaded) == len(step.loads):
+            out += loaded
+        else:  # EXECABORT (a load refused when queued), or a refused MULTI
+            error = (
+                loaded if isinstance(loaded, Exception) else ResponseError(f"SCRIPT LOAD failed: {loaded!r}")
+            )
+            out += [error] * len(step.loads)
+    for command in step.commands:
+        if step.asking and command[0] in ("EVALSHA", "EVAL"):
+            pos += 1  # ASKING's own +OK
+        if pos >= len(raw):
+            break
+        out.append(raw[pos])
+        pos += 1
+    return out
 
 
 # ---------------------------------------------------------------- async
@@ -424,7 +633,7 @@ class AsyncTransport(TransportBase):
         self._node_clients: dict[str, redis.asyncio.Redis] = {}
 
     async def run(self, call: Call[T]) -> T:
-        if self.durability is None or not call.writes:
+        if not self.planned(call) or call.script is None:
             return await run_call_async(self.client, self.keys, call, self.retry_seconds)
         return self.single_result(call, await self._drive(self.plan([call])))
 
@@ -436,31 +645,43 @@ class AsyncTransport(TransportBase):
             step = next(plan)
             while True:
                 if isinstance(step, Send):
-                    try:
-                        result: Any = await self._send(step)
-                    except TRANSIENT as exc:
-                        result = exc
-                    step = plan.send(result)
+                    step = plan.send(await self._send(step))
                 else:
                     if step.refresh and self.cluster:
-                        await self.client.nodes_manager.initialize()
+                        with contextlib.suppress(*TRANSIENT):  # the next send finds out
+                            await self.client.nodes_manager.initialize()
                     await asyncio.sleep(step.seconds)
                     step = plan.send(None)
         except StopIteration as done:
             outcome: Outcome = done.value
             return outcome
 
-    async def _send(self, step: Send) -> list[Any]:
-        conn = self.client
-        if self.cluster:
-            conn = await self._node_client(step.node)
-        pipe = conn.pipeline(transaction=False)
-        for command in step.commands:
-            if step.asking:
-                pipe.execute_command("ASKING")
-            pipe.execute_command(*command)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies[1::2] if step.asking else replies
+    async def _send(self, step: Send) -> list[Any] | NotSent | Lost:
+        """As SyncTransport._send, awaited."""
+        try:
+            node_client = await self._node_client(step.node) if self.cluster else self.client
+            pool = node_client.connection_pool
+            conn = await pool.get_connection()
+        except TRANSIENT as exc:
+            return NotSent(exc)
+        commands = _packed(step)
+        replies: list[Any] = []
+        try:
+            await conn.send_packed_command(conn.pack_commands(commands))
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except TRANSIENT as exc:
+            await conn.disconnect()
+            return Lost(_unpacked(step, replies), exc)
+        except BaseException:
+            await conn.disconnect()  # cancelled mid-read: the connection's replies are not ours
+            raise
+        finally:
+            await pool.release(conn)
+        return _unpacked(step, replies)
 
     async def _node_client(self, address: tuple[str, int] | None) -> redis.asyncio.Redis:
         # The async cluster client has no per-node client to pipeline on, so keep one

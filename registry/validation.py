@@ -14,6 +14,9 @@ from .errors import InvalidConfigError, InvalidHopError, InvalidNamespaceError, 
 
 MAX_HOP_BYTES = 256
 MAX_HOPS = 256
+# Ten years. Deadlines are milliseconds in 6 bytes, and the scripts print them as
+# integers; this keeps every deadline far inside both. Use None for "never".
+MAX_TTL_SECONDS = 10 * 365 * 86400
 SEP = "\x1f"  # joins hops on the wire and in storage; hops cannot contain it
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -88,9 +91,9 @@ def check_ttl(ttl: object) -> int | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise InvalidConfigError(f"ttl {ttl!r} must be a number of seconds or None")
-    if not math.isfinite(ttl) or round(ttl * 1000) < 1:
+    if not math.isfinite(ttl) or round(ttl * 1000) < 1 or ttl > MAX_TTL_SECONDS:
         raise InvalidConfigError(
-            f"ttl {ttl!r} must be a finite number >= 0.001 seconds (or None: never expire)"
+            f"ttl {ttl!r} must be from 0.001 to {MAX_TTL_SECONDS} seconds (ten years), or None: never expire"
         )
     return round(ttl * 1000)
 

@@ -40,8 +40,9 @@ def _raw_hops(value: bytes) -> tuple[str, ...]:
 def raw_mappings(reg: ThreadRegistry) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """(live, expired) mappings read straight from the namespace's keys: id -> hops.
 
-    Layout (lua/_core.lua): threads hash id -> 6-byte big-endian deadline (ms) + chain;
-    permanent mappings in meta as 'P<id>' -> chain. Needs a client that returns bytes.
+    Layout (lua/_core.lua): threads hash id -> 6-byte big-endian deadline (ms) + chain
+    (and floors, NUL + chain -> deadline, which are not mappings); permanent mappings in
+    meta as 'P<id>' -> chain. Needs a client that returns bytes.
     """
     from registry.keys import namespace_keys
 
@@ -53,6 +54,9 @@ def raw_mappings(reg: ThreadRegistry) -> tuple[dict[str, tuple[str, ...]], dict[
     expired: dict[str, tuple[str, ...]] = {}
     for raw_id, value in client.hgetall(threads_key).items():
         assert isinstance(value, bytes), "raw_mappings needs a client without decode_responses"
+        if raw_id.startswith(b"\0"):
+            assert len(value) == 6, f"floor {raw_id!r} holds {value!r}, not a 6-byte deadline"
+            continue  # a floor: the deadline a mapping of that chain must start with
         tid = raw_id.decode()
         deadline = int.from_bytes(value[:6], "big")
         (live if deadline > now_ms else expired)[tid] = _raw_hops(value[6:])
@@ -99,7 +103,11 @@ def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -
     for chain, target in client.hgetall(overrides_key).items():
         check_override("override", chain, target)
     for name, value in meta.items():
-        if name.startswith(b"Q"):
+        if name.startswith(b"Q") and value == b"":
+            # a permanent floor: only where the chain has no mapping
+            hops = _raw_hops(name[1:])
+            assert hops not in by_chain, f"permanent floor for {hops!r}, which has mapping {by_chain[hops]}"
+        elif name.startswith(b"Q"):
             check_override("meta override", name[1:], value)
         elif name == b"root":
             tid = value.decode()

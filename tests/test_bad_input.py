@@ -7,6 +7,7 @@ show that they refuse before their first write too (SPEC 5).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from registry import (
     InvalidHopError,
     InvalidNamespaceError,
     InvalidThreadIdError,
+    ThreadIdConflictError,
     ThreadRegistry,
     get_registry,
 )
@@ -316,6 +318,10 @@ def test_good_namespace_accepted(client: Any, namespace: str) -> None:
         pytest.param(float("nan"), id="nan"),
         pytest.param(float("inf"), id="inf"),
         pytest.param(float("-inf"), id="minus-inf"),
+        pytest.param(1e11, id="1e11-seconds"),
+        pytest.param(2**48 / 1000, id="2^48-ms"),
+        pytest.param(1e14, id="1e14-seconds"),
+        pytest.param(10 * 365 * 86400 + 1, id="ten-years-and-a-second"),
     ],
 )
 def test_bad_ttl_rejected(client: Any, ttl: Any) -> None:
@@ -326,11 +332,16 @@ def test_bad_ttl_rejected(client: Any, ttl: Any) -> None:
     assert keyspace(client) == before
 
 
-@pytest.mark.parametrize("ttl", [None, 1, 0.001, 2.5, 86400 * 365])
+@pytest.mark.parametrize("ttl", [None, 1, 0.001, 2.5, 86400 * 365, 10 * 365 * 86400])
 def test_good_ttl_accepted(client: Any, ttl: float | None) -> None:
     reg = ThreadRegistry(client, namespace="acme", ttl=ttl)
     assert reg.ttl == ttl
     tid = reg.get_or_create("a.b")
+    # the longest ttl's deadlines still read back as whole milliseconds, in every view
+    rows = {row.thread_id: row for row in reg.threads()}
+    if ttl is not None and ttl >= 1:
+        deadline = rows[tid].deadline_ms
+        assert deadline is not None and 0 < deadline - time.time() * 1000 <= ttl * 1000 + 1000
     if ttl is None or ttl >= 1:  # a 1 ms mapping may be gone by the next call
         assert reg.lookup(tid) == "a.b"
 
@@ -407,6 +418,8 @@ def raw(request: pytest.FixtureRequest, client: Any) -> Iterator[Raw]:
         "initialize_root",
         "initialize_table_root",
         "prune_for_response",
+        "gc",
+        "dump",
     ):
         assert client.script_load(script(name).source) == script(name).sha
     ctx = {"thread": new_id(), "t256": new_id()}
@@ -464,13 +477,39 @@ RAW_CASES: list[Any] = [
     ("initialize_table_root", lambda x: [TTL, "x", "0", "t", "acme"], "BADID"),
     ("prune_for_response", lambda x: ["0", _c(), "0", x["thread"]], "BADARG"),
     ("prune_for_response", lambda x: [TTL, "bad", "0", x["thread"]], "BADID"),
+    # numbers a script must refuse before writing: ttl out of range, a sweep count that
+    # is not a whole number (they used to error only after the mapping was written)
+    ("get_or_create", lambda x: ["inf", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: ["1e300", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: ["100000000000000", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: ["nan", _c(), "0", "a"], "BADARG"),
+    ("get_or_create", lambda x: [TTL, _c(), "1.5", "a"], "BADARG"),
+    ("get_or_create", lambda x: [TTL, _c(), "1e300", "a"], "BADARG"),
+    ("get_or_create", lambda x: [TTL, _c(), "-1", "a"], "BADARG"),
+    ("get_or_create", lambda x: [TTL, _c(), "x", "a"], "BADARG"),
+    ("extend_chain", lambda x: [TTL, _c(), "inf", x["thread"], "a"], "BADARG"),
+    ("register_thread", lambda x: ["1e300", _c(), "0", _c(), "a", "b"], "BADARG"),
+    ("prune_for_response", lambda x: [TTL, _c(), "1.5", x["thread"]], "BADARG"),
+    ("initialize_root", lambda x: [TTL, _c(), "1e300", "acme"], "BADARG"),
+    ("gc", lambda x: ["0", "0", "10"], "BADARG"),
+    ("gc", lambda x: ["1.5", "0", "10"], "BADARG"),
+    ("gc", lambda x: ["100", "0", "1e300"], "BADARG"),
+    ("gc", lambda x: ["100", "Lx", "10"], "BADARG"),
+    ("dump", lambda x: ["t", "0", "0"], "BADARG"),
+    ("dump", lambda x: ["t", "0", "inf"], "BADARG"),
+    ("dump", lambda x: ["p", "L-1", "10"], "BADARG"),
 ]
 
 
 def _raw_id(case: Any) -> str:
     name, build, code = case
     argv = build({"thread": "T", "t256": "T256"})
-    shown = "-".join(repr(a)[:12] for a in argv[3:]) if code not in ("BADARG", "BADID") else argv[0][:6]
+    if name in ("gc", "dump"):
+        shown = "-".join(argv)
+    elif code in ("BADARG", "BADID"):
+        shown = f"{argv[0][:6]}-{argv[2][:6]}"
+    else:
+        shown = "-".join(repr(a)[:12] for a in argv[3:])
     return f"{name}-{code}-{shown}"
 
 
@@ -505,4 +544,5 @@ def test_script_error_codes_map_to_value_errors() -> None:
     assert isinstance(from_script_error("BADCHAIN x"), InvalidHopError)
     assert isinstance(from_script_error("BADID x"), InvalidThreadIdError)
     assert isinstance(from_script_error("BADARG x"), InvalidConfigError)
+    assert isinstance(from_script_error("IDCONFLICT x"), ThreadIdConflictError)
     assert from_script_error("ERR something else") is None

@@ -15,7 +15,13 @@ import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import InvalidHopError, InvalidThreadIdError, RootConflictError, ThreadRegistry
+from registry import (
+    InvalidHopError,
+    InvalidThreadIdError,
+    RootConflictError,
+    ThreadIdConflictError,
+    ThreadRegistry,
+)
 from registry.aio import AsyncThreadRegistry
 from tests.conftest import keyspace
 from tests.invariants import assert_one_chain_one_id
@@ -119,7 +125,7 @@ def test_batch_results_equal_single_calls(
     for name, values in ops:
         try:
             want.append(getattr(single, name)(*_args((), ids_s, (name, values))))
-        except RootConflictError as exc:
+        except (RootConflictError, ThreadIdConflictError) as exc:
             want.append(exc)
     renaming = Renaming(list(zip(ids_b, ids_s, strict=True)))
     renaming.match(got, want)

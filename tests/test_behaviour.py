@@ -15,6 +15,7 @@ import registry.default
 from registry import (
     RegistryError,
     RootConflictError,
+    ThreadIdConflictError,
     ThreadInfo,
     ThreadRegistry,
     get_registry,
@@ -318,20 +319,34 @@ def test_register_thread_without_root(reg: ThreadRegistry) -> None:
     assert reg.debug_dump() == {tid: "console.router"}
 
 
-def test_register_thread_already_bound_id_unchanged(reg: ThreadRegistry) -> None:
+def test_register_thread_same_binding_again_returns_the_id(reg: ThreadRegistry) -> None:
     reg.initialize_root("acme")
     tid = new_id()
     reg.register_thread(tid, "console", "router")
     dump = reg.debug_dump()
-    assert reg.register_thread(tid, "other", "place") == tid
-    assert reg.lookup(tid) == "system.acme.console.router"
+    assert reg.register_thread(tid, "console", "router") == tid
+    assert reg.register_thread(tid.upper(), "console", "router") == tid
     assert reg.debug_dump() == dump
 
 
-def test_register_thread_derived_id_already_bound(reg: ThreadRegistry) -> None:
+def test_register_thread_id_bound_elsewhere_is_a_conflict(reg: ThreadRegistry, client: Any) -> None:
+    """An id bound to console.router must not come back for console.greeter: the caller
+    would route greeter traffic with an id that means router (it used to)."""
+    reg.initialize_root("acme")
+    tid = new_id()
+    reg.register_thread(tid, "console", "router")
+    before = keyspace(client)
+    with pytest.raises(ThreadIdConflictError, match=r"bound to system\.acme\.console\.router"):
+        reg.register_thread(tid, "console", "greeter")
+    assert keyspace(client) == before
+    assert reg.lookup(tid) == "system.acme.console.router"
+
+
+def test_register_thread_derived_id_bound_elsewhere_is_a_conflict(reg: ThreadRegistry) -> None:
     existing = reg.get_or_create("a.b.c")
     dump = reg.debug_dump()
-    assert reg.register_thread(existing, "x", "y") == existing
+    with pytest.raises(ThreadIdConflictError):
+        reg.register_thread(existing, "x", "y")
     assert reg.lookup(existing) == "a.b.c"
     assert reg.debug_dump() == dump
 

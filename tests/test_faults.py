@@ -1,0 +1,328 @@
+"""The contract under faults: a script cache flushed between batches, replies lost on the
+wire (a real TCP proxy that cuts the connection after the server ran the request), bad
+input in a queued batch call, and HSCAN over a hash an operator made a large listpack.
+
+Each test is written from a recipe that broke the contract before it was fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from registry import (
+    NOT_RUN,
+    UNKNOWN,
+    InvalidConfigError,
+    OutcomeUnknownError,
+    ThreadRegistry,
+)
+from registry.aio import AsyncThreadRegistry
+from registry.keys import namespace_keys
+from tests.conftest import keyspace
+from tests.invariants import assert_one_chain_one_id, raw_mappings
+from tests.proxy import TcpProxy
+from tests.servers import RedisServer
+
+MakeRegistry = Callable[..., ThreadRegistry]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# ---------------------------------------------------------------- batches after SCRIPT FLUSH
+
+
+def test_batch_after_flush_keeps_order_lookup_then_cleanup(make_registry: MakeRegistry, client: Any) -> None:
+    """Scripts this client had loaded used to fail NOSCRIPT after a flush while new ones
+    (loaded at the pipeline's head) ran, and the failed ones were re-sent after them."""
+    reg = make_registry()
+    t = reg.get_or_create("a.b")
+    assert reg.batch().lookup(t).execute() == ["a.b"]
+    client.script_flush()
+    assert reg.batch().lookup(t).cleanup(t).execute() == ["a.b", None]
+    assert reg.lookup(t) is None
+
+
+def test_batch_after_flush_keeps_order_cleanup_then_create(make_registry: MakeRegistry, client: Any) -> None:
+    reg = make_registry()
+    t = reg.get_or_create("a.b")
+    assert reg.batch().cleanup(t).execute() == [None]
+    t = reg.get_or_create("a.b")
+    client.script_flush()
+    _, again = reg.batch().cleanup(t).get_or_create("a.b").execute()
+    assert reg.lookup(again) == "a.b"
+    assert_one_chain_one_id(reg)
+
+
+def test_batches_through_repeated_flushes_equal_single_calls(
+    make_registry: MakeRegistry, client: Any
+) -> None:
+    reg = make_registry()
+    root = reg.initialize_root("acme")
+    for round_ in range(6):
+        client.script_flush()
+        b = reg.batch()
+        b.extend_chain(root, f"w{round_}").lookup(root).cleanup(root)
+        b.initialize_root("acme").get_or_create(("system", "acme", f"w{round_}"))
+        made, chain, _, root, again = b.execute()
+        assert chain == "system.acme"
+        assert again == made
+        assert reg.lookup(made) == f"system.acme.w{round_}"
+
+
+# ---------------------------------------------------------------- bad input in a queued call
+
+
+def test_batch_gc_limit_is_checked_when_queued(make_registry: MakeRegistry, client: Any) -> None:
+    reg = make_registry()
+    b = reg.batch()
+    b.get_or_create("a.b")
+    before = keyspace(client)
+    for bad in (0, -1, 1.5, "10", True, None):
+        with pytest.raises(InvalidConfigError, match="gc limit"):
+            b.gc(limit=bad)  # type: ignore[arg-type]
+    assert len(b) == 1
+    assert keyspace(client) == before, "queueing sent something"
+    with pytest.raises(InvalidConfigError, match="gc limit"):
+        reg.gc(limit=0)
+
+
+# ---------------------------------------------------------------- lost replies
+
+
+@pytest.fixture(scope="module")
+def lossy() -> Iterator[tuple[RedisServer, TcpProxy]]:
+    """A real server behind a proxy that can cut a connection after the server ran a request."""
+    with RedisServer() as server, TcpProxy("127.0.0.1", server.port or 0).start() as proxy:
+        yield server, proxy
+
+
+def _no_retry_client(proxy: TcpProxy) -> redis.Redis:
+    # redis-py's own retries would hide the lost reply from the registry (and re-send).
+    return redis.Redis(host="127.0.0.1", port=proxy.port, retry=Retry(NoBackoff(), 0))
+
+
+def _state(server: RedisServer, namespace: str) -> dict[str, str]:
+    return ThreadRegistry(server.client(), namespace=namespace).debug_dump()
+
+
+@pytest.fixture
+def direct(lossy: tuple[RedisServer, TcpProxy]) -> Iterator[redis.Redis]:
+    server, _ = lossy
+    c = server.client()
+    c.flushall()
+    yield c
+    c.close()
+
+
+def test_lost_reply_to_a_batch_with_a_removal_is_not_resent(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    """redis-py's pipeline retry used to send the whole batch again: lookup then saw the
+    cleanup, extend_chain made a stray one-hop chain `x`."""
+    server, proxy = lossy
+    reg = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600)
+    t = reg.get_or_create("a.b")
+    reg.lookup(t)  # the pool holds a connection that did its handshake
+    b = reg.batch().lookup(t).extend_chain(t, "x").cleanup(t)
+    proxy.cut_after_request()
+    with pytest.raises(OutcomeUnknownError) as info:
+        b.execute()
+    err = info.value
+    assert isinstance(err, redis.ConnectionError)  # what code for lost connections catches
+    assert err.unknown == (0, 1, 2)
+    assert err.results == [UNKNOWN, UNKNOWN, UNKNOWN]
+    assert "cleanup" in str(err)
+    # the server ran the batch exactly once
+    dump = _state(server, "lost")
+    assert sorted(dump.values()) == ["a.b.x"], dump
+    assert "x" not in dump.values()
+
+
+def test_lost_reply_to_a_single_cleanup_is_not_resent(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    server, proxy = lossy
+    reg = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600)
+    t = reg.get_or_create("a.b")
+    reg.lookup(t)
+    proxy.cut_after_request()
+    with pytest.raises(OutcomeUnknownError) as info:
+        reg.cleanup(t)
+    assert info.value.unknown == (0,)
+    assert _state(server, "lost") == {}
+    # what the error says to do: look it up (a read, safe), then act
+    assert reg.lookup(t) is None
+
+
+def test_lost_reply_to_a_one_hop_prune_is_not_resent(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    server, proxy = lossy
+    reg = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600)
+    t = reg.get_or_create("solo")
+    reg.lookup(t)
+    proxy.cut_after_request()
+    with pytest.raises(OutcomeUnknownError):
+        reg.prune_for_response(t)
+    assert _state(server, "lost") == {}
+
+
+def test_lost_reply_to_a_batch_of_creations_is_resent_where_retrying(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    """Without removals a re-send changes nothing: each operation finds what the first
+    attempt made. With retry_seconds the batch completes; without, it says so."""
+    server, proxy = lossy
+    reg = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600, retry_seconds=5)
+    root = reg.initialize_root("acme")
+    b = reg.batch().extend_chain(root, "a").get_or_create("system.acme.a.b").lookup(root)
+    proxy.cut_after_request()
+    a, ab, chain = b.execute()
+    assert proxy.cuts >= 1
+    assert (reg.lookup(a), reg.lookup(ab), chain) == ("system.acme.a", "system.acme.a.b", "system.acme")
+    assert len(_state(server, "lost")) == 3
+
+    once = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600, retry_seconds=0)
+    once.lookup(root)
+    proxy.cut_after_request()
+    with pytest.raises(OutcomeUnknownError) as info:
+        once.batch().extend_chain(root, "c").lookup(root).execute()
+    assert info.value.unknown == (0, 1)
+    assert "re-sending" in str(info.value)
+
+
+def test_lost_reply_to_a_single_creation_is_retried_by_redis_py(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    """The fast path leaves retries of idempotent creations to redis-py: same answer."""
+    server, proxy = lossy
+    client = redis.Redis(host="127.0.0.1", port=proxy.port)  # redis-py's default retries
+    reg = ThreadRegistry(client, namespace="lost", ttl=600)
+    reg.lookup(new_id())
+    proxy.cut_after_request()
+    tid = reg.get_or_create("a.b")
+    assert reg.lookup(tid) == "a.b"
+    assert _state(server, "lost") == {tid: "a.b"}
+
+
+def test_lost_reply_to_an_async_batch_with_a_removal(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    server, proxy = lossy
+
+    async def scenario() -> OutcomeUnknownError:
+        client = redis.asyncio.Redis(host="127.0.0.1", port=proxy.port, retry=AsyncRetry(NoBackoff(), 0))
+        async with AsyncThreadRegistry(client, namespace="lost", ttl=600) as reg:
+            t = await reg.get_or_create("a.b")
+            await reg.lookup(t)
+            b = reg.batch().lookup(t).extend_chain(t, "x").cleanup(t)
+            proxy.cut_after_request()
+            try:
+                await b.execute()
+            except OutcomeUnknownError as exc:
+                return exc
+            raise AssertionError("the lost batch was not reported")
+
+    err = asyncio.run(scenario())
+    assert err.unknown == (0, 1, 2)
+    assert sorted(_state(server, "lost").values()) == ["a.b.x"]
+
+
+def test_a_batch_cut_short_marks_later_entries_not_run(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    """A multi-step entry ends a round trip; the loss in the first round leaves the
+    entries after it unsent, and the error says which ran and which did not."""
+    server, proxy = lossy
+    reg = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600)
+    t = reg.get_or_create("a.b")
+    reg.lookup(t)
+    b = reg.batch().cleanup(t).debug_dump().get_or_create("c.d")
+    proxy.cut_after_request()
+    with pytest.raises(OutcomeUnknownError) as info:
+        b.execute()
+    assert info.value.results[0] is UNKNOWN
+    assert info.value.results[2] is NOT_RUN
+    assert "c.d" not in _state(server, "lost").values()
+
+
+# ---------------------------------------------------------------- large listpack hashes
+
+
+@pytest.fixture(scope="module")
+def listpack_server() -> Iterator[RedisServer]:
+    """An operator raised hash-max-listpack-entries: HSCAN then returns a whole hash at once."""
+    with RedisServer(extra_args=["--hash-max-listpack-entries", "100000"]) as server:
+        yield server
+
+
+def test_dump_pages_and_gc_steps_stay_bounded_on_a_large_listpack(listpack_server: RedisServer) -> None:
+    client = listpack_server.client()
+    client.flushall()
+    reg = ThreadRegistry(client, namespace="lp", ttl=600)
+    short = ThreadRegistry(client, namespace="lp", ttl=0.05)
+    made = {reg.get_or_create(("bulk", f"t{i}")) for i in range(1500)}
+    gone = {short.get_or_create(("old", f"t{i}")) for i in range(700)}
+    _, threads, _ = namespace_keys("lp")
+    assert client.object("encoding", threads) in (b"listpack", b"ziplist")
+
+    # a dump page holds at most its page size, and the pages together hold everything
+    page = reg._ops.dump_page("t", "0", 100)
+    cursor, rows = reg._run(page)
+    assert len(rows) <= 100 and cursor.startswith("L")
+    pages = 1
+    while cursor != "0":
+        cursor, more = reg._run(reg._ops.dump_page("t", cursor, 100))
+        rows += more
+        pages += 1
+    assert pages >= 15  # 1,500 live mappings, 100 a page
+    ids = {row.thread_id for row in rows}
+    assert made <= ids
+
+    # a gc step examines a bounded page and reclaims at most what it is asked to
+    time.sleep(0.1)
+    _, expired = raw_mappings(reg)
+    assert len(expired) > 100 and set(expired) <= gone
+    cursor, steps, reclaimed = "0", 0, 0
+    while True:
+        n, cursor = reg._run(reg._ops.gc_step(cursor, 10))
+        assert n <= 10
+        reclaimed += n
+        steps += 1
+        if cursor == "0":
+            break
+        assert cursor.startswith("L")
+    assert reclaimed == len(expired) and steps > len(expired) // 10
+    assert set(reg.debug_dump()) == made
+
+
+@pytest.mark.parametrize("api", ["sync"])  # counts the calls of the sync class
+def test_gc_with_nothing_expired_walks_one_pass(make_registry: MakeRegistry, client: Any) -> None:
+    """gc(limit=1) used to walk up to two passes in steps of 16 entries."""
+    reg = make_registry()
+    for i in range(1200):
+        reg.get_or_create(("bulk", f"t{i}"))
+    calls = 0
+    run = reg._run
+
+    def counting(call: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return run(call)
+
+    reg._run = counting  # type: ignore[method-assign]
+    assert reg.gc(limit=1) == 0
+    assert calls <= 1200 // 512 + 3, calls
