@@ -25,21 +25,25 @@ Rules of the plan (everything that decides what is sent again lives in `send_pla
    (unless every call involved only reads).
 4. A connection lost after the request was (maybe) sent leaves the calls without a
    reply run once or not at all. They are re-sent only if none of them may remove a
-   mapping (`Call.removes`); else, or when the retry budget is spent, the batch ends
-   in OutcomeUnknownError, which says which calls are unknown. A connection that
-   failed before anything was sent is retried within the budget.
+   mapping (`Call.removes`) and no call before them failed to run (they may have run
+   ahead of it); else, or when the retry budget is spent, the batch ends in
+   OutcomeUnknownError (or BatchOrderError), which says which calls are unknown. A
+   connection that failed before anything was sent is retried within the budget.
+   Which scripts are loaded is known per server: a new connection, or one that
+   reaches another server than before, starts from none.
 5. Retrying is bounded by `retry_seconds` of backoff (0 on a single server).
 
 | reply to a Send | what the plan does |
 |---|---|
 | list of replies, all run | done (errors of our scripts are results: they ran) |
 | NOSCRIPT on a suffix | forget what was loaded; re-send the suffix with all its scripts loaded |
-| MOVED on a suffix | refresh the slot map; re-send the suffix to the namespace's owner |
-| ASK on a suffix | re-send the suffix to the named node, each call after ASKING |
+| MOVED on a suffix | refresh the slot map; re-send the suffix to the owner, loading its scripts |
+| ASK on a suffix | re-send the suffix to the named node (ASKING before each), loading them |
 | TRYAGAIN / CLUSTERDOWN on a suffix | pause (backoff), refresh; re-send the suffix |
 | any of these, not a suffix | stop: NOT_RUN in their places, BatchOrderError |
 | a SCRIPT LOAD at the head failed | raise its error if nothing of the round ran; else as above |
 | WAIT answered with an error (UNBLOCKED, a replica) | 0 replicas acknowledged |
+| Stale: another server than `loaded` knew | build the round again (the driver emptied `loaded`) |
 | NotSent(exc): connect failed | pause (backoff) and re-send; budget spent: raise exc |
 | Lost(k replies, exc): connection lost | keep the k replies; re-send the rest if none of it |
 |   | removes and the budget allows; else UNKNOWN there, OutcomeUnknownError |
@@ -183,6 +187,13 @@ class NotSent:
 
 
 @dataclass(frozen=True, slots=True)
+class Stale:
+    """Nothing was sent: the connection reached another server than the one the
+    transport's `loaded` set was about (a failover, a slot that moved), so the driver
+    emptied that set; the plan builds the round again, loading its scripts."""
+
+
+@dataclass(frozen=True, slots=True)
 class Lost:
     """The connection failed after the request was (maybe) written: `replies` are those
     that arrived, in order; the commands after them ran once or not at all."""
@@ -240,27 +251,31 @@ def send_plan(
         if wait:
             assert durability is not None
             commands.append(("WAIT", durability.replicas, durability.timeout_ms))
-        answer: list[Any] | NotSent | Lost = yield Send([s.source for s in loads], commands, node, asking)
+        answer: list[Any] | NotSent | Lost | Stale = yield Send([s.source for s in loads], commands, node, asking)
+        if isinstance(answer, Stale):
+            continue  # the driver found another server than `loaded` speaks of, and forgot it
         node, asking = None, False
 
-        lost: BaseException | None = None
-        if isinstance(answer, Lost):
-            got: Any = answer.replies
-            lost = answer.error
-        else:
-            got = answer
-        if not isinstance(got, NotSent):
-            failed_load = next((r for r in got[: len(loads)] if isinstance(r, Exception)), None)
-            if failed_load is not None and all(isinstance(r, NoScriptError) for r in got[len(loads) :]):
-                raise failed_load  # not allowed to load (ACL), out of memory, ...: nothing ran
-        if isinstance(got, NotSent):
+        if isinstance(answer, NotSent):
+            loaded.clear()  # the next connection may reach another server (a failover)
             delay = backoff.next_delay()
             if delay is None:
-                raise got.error
+                raise answer.error
             yield Pause(delay, refresh=True)
             continue
-        if len(got) < len(loads):  # lost before the scripts were loaded: nothing ran
-            if lost is not None and not any(calls[i].removes for i in todo):
+        lost: BaseException | None = None
+        got: list[Any]
+        if isinstance(answer, Lost):
+            got, lost = answer.replies, answer.error
+            loaded.clear()
+        else:
+            got = answer
+            failed_load = next((r for r in got[: len(loads)] if isinstance(r, Exception)), None)
+            ran = got[len(loads) : len(loads) + len(todo)]
+            if failed_load is not None and all(isinstance(r, NoScriptError) for r in ran):
+                raise failed_load  # not allowed to load (ACL), out of memory, ...: nothing ran
+        if len(got) < len(loads):  # lost before EXEC answered: the calls ran once or not at all
+            if not any(calls[i].removes for i in todo):
                 delay = backoff.next_delay()
                 if delay is not None:
                     yield Pause(delay, refresh=True)
@@ -290,14 +305,18 @@ def send_plan(
                     loaded.clear()  # a flush or a failover took every script
                 elif isinstance(reply, MovedError):
                     refresh = True
+                    loaded.clear()  # the next round goes to another node
                 elif isinstance(reply, AskError):
                     node, asking = (reply.host, int(reply.port)), True
+                    loaded.clear()
                 else:
                     pause = refresh = True
                 continue
             outcome.replies[i] = map_error(reply) if isinstance(reply, ResponseError) else reply
             if retry:
                 ran_late.append(i)
+        if lost is not None and retry:
+            ran_late += unreplied  # maybe ran, after a call of the round that did not
         if ran_late and not _reads_only(calls, [*retry, *ran_late]):
             return _interrupted_out_of_order(outcome, calls, retry, ran_late, unreplied if lost else [])
         if any(isinstance(reply, NoScriptError) for reply in got):
@@ -448,6 +467,16 @@ class TransportBase:
         self.retry_seconds = default_retry_seconds(client) if retry_seconds is None else retry_seconds
         self.cluster = isinstance(client, self.cluster_class)
         self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
+        self.loaded_server: object = None  # ... and which server that was
+
+    def same_server(self, server: object, step: Send) -> bool:
+        """Whether `loaded` speaks of `server`; if not, it is forgotten, and a Send that
+        counted on it must not go (the plan then loads what it runs)."""
+        if server == self.loaded_server:
+            return True
+        self.loaded.clear()
+        self.loaded_server = server
+        return bool(step.loads) or not any(c[0] == "EVALSHA" for c in step.commands)
 
     def plan(self, calls: Sequence[Call[Any]]) -> Generator[Step, Any, Outcome]:
         return send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds)
@@ -498,15 +527,18 @@ class SyncTransport(TransportBase):
             outcome: Outcome = done.value
             return outcome
 
-    def _send(self, step: Send) -> list[Any] | NotSent | Lost:
+    def _send(self, step: Send) -> list[Any] | NotSent | Lost | Stale:
         """Writes the pipeline on a connection of its own and reads the replies one by
         one, so a lost connection tells how far it got (redis-py's pipeline would send
         the whole pipeline again instead)."""
         try:
-            pool = self._pool(step.node)
+            pool, server = self._pool(step.node)
             conn = pool.get_connection()
         except TRANSIENT as exc:
             return NotSent(exc)
+        if not self.same_server(server or _address(conn), step):
+            pool.release(conn)
+            return Stale()
         commands = _packed(step)
         replies: list[Any] = []
         try:
@@ -526,16 +558,22 @@ class SyncTransport(TransportBase):
             pool.release(conn)
         return _unpacked(step, replies)
 
-    def _pool(self, address: tuple[str, int] | None) -> Any:
+    def _pool(self, address: tuple[str, int] | None) -> tuple[Any, str | None]:
+        """The connection pool to send on, and the cluster node's name (None elsewhere)."""
         if not self.cluster:
-            return self.client.connection_pool
+            return self.client.connection_pool, None
         if address is None:
             target = self.client.get_node_from_key(self.keys[0])
         else:
             target = self.client.get_node(host=address[0], port=address[1])
             if target is None:
                 raise ClusterDownError(f"node {address} not known yet")
-        return self.client.get_redis_connection(target).connection_pool
+        return self.client.get_redis_connection(target).connection_pool, target.name
+
+
+def _address(conn: Any) -> tuple[Any, ...]:
+    """Which server a connection reached (a Sentinel-managed one follows the primary)."""
+    return (getattr(conn, "host", None), getattr(conn, "port", None), getattr(conn, "path", None))
 
 
 def _packed(step: Send) -> list[tuple[Any, ...]]:
@@ -656,7 +694,7 @@ class AsyncTransport(TransportBase):
             outcome: Outcome = done.value
             return outcome
 
-    async def _send(self, step: Send) -> list[Any] | NotSent | Lost:
+    async def _send(self, step: Send) -> list[Any] | NotSent | Lost | Stale:
         """As SyncTransport._send, awaited."""
         try:
             node_client = await self._node_client(step.node) if self.cluster else self.client
@@ -664,6 +702,9 @@ class AsyncTransport(TransportBase):
             conn = await pool.get_connection()
         except TRANSIENT as exc:
             return NotSent(exc)
+        if not self.same_server(_address(conn), step):
+            await pool.release(conn)
+            return Stale()
         commands = _packed(step)
         replies: list[Any] = []
         try:

@@ -21,7 +21,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 
-from registry import InvalidHopError, InvalidThreadIdError, RootConflictError
+from registry import InvalidHopError, InvalidThreadIdError, RootConflictError, ThreadIdConflictError
 
 Hops = tuple[str, ...]
 
@@ -184,9 +184,11 @@ class ModelRegistry:
         if tid is None:
             raise InvalidThreadIdError(f"thread id {thread_id!r} is not a UUID string")
         pair = (valid_hop(initiator, "initiator"), valid_hop(target, "target"))
-        if tid in self._chain_by_id:
-            return tid
         hops = pair if self._root is None else (*self._chain_by_id[self._root], *pair)
+        if tid in self._chain_by_id:
+            if self._chain_by_id[tid] != hops:  # the id means another chain: never hand it out
+                raise ThreadIdConflictError(f"{tid} is bound to {self._chain_by_id[tid]}, not {hops}")
+            return tid
         existing = self._id_by_chain.get(hops)
         if existing is not None:
             return existing

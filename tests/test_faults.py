@@ -326,3 +326,22 @@ def test_gc_with_nothing_expired_walks_one_pass(make_registry: MakeRegistry, cli
     reg._run = counting  # type: ignore[method-assign]
     assert reg.gc(limit=1) == 0
     assert calls <= 1200 // 512 + 3, calls
+
+
+def test_a_batch_on_another_server_loads_every_script(make_registry: MakeRegistry, client: Any) -> None:
+    """After a failover the transport reaches a server that has none of the scripts it
+    loaded before, or only those other workers happened to load: it starts from none,
+    so no later operation of a batch runs while an earlier one fails NOSCRIPT."""
+    from registry.scripts import script
+
+    reg = make_registry()
+    t = reg.get_or_create("a.b")
+    reg.batch().cleanup(reg.get_or_create("x.y")).lookup(t).execute()  # both scripts known loaded
+    target = getattr(reg, "_target", reg)  # the async class behind the sync view
+    transport = target._transport
+    assert {script("cleanup").sha, script("lookup").sha} <= transport.loaded
+    transport.loaded_server = ("the old primary",)
+    client.script_flush()
+    client.script_load(script("lookup").source)  # another worker loaded this one only
+    assert reg.batch().cleanup(t).lookup(t).execute() == [None, None]
+    assert transport.loaded_server != ("the old primary",)
