@@ -251,7 +251,8 @@ def send_plan(
         if wait:
             assert durability is not None
             commands.append(("WAIT", durability.replicas, durability.timeout_ms))
-        answer: list[Any] | NotSent | Lost | Stale = yield Send([s.source for s in loads], commands, node, asking)
+        sources = [s.source for s in loads]
+        answer: list[Any] | NotSent | Lost | Stale = yield Send(sources, commands, node, asking)
         if isinstance(answer, Stale):
             continue  # the driver found another server than `loaded` speaks of, and forgot it
         node, asking = None, False
