@@ -58,8 +58,10 @@ class AsyncThreadRegistry(RegistryBase):
         return AsyncBatch(self)
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        """Close the client's connections (and those to the Sentinels, if from_sentinel made them)."""
         await self._client.aclose()
+        for sentinel in getattr(self._sentinel, "sentinels", ()):
+            await sentinel.aclose()
 
     async def __aenter__(self) -> AsyncThreadRegistry:
         return self

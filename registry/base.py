@@ -49,6 +49,7 @@ class RegistryBase:
         self._client = client
         self._durability = durability(wait_replicas, wait_timeout_ms)
         self._transport = self._transport_class(client, self._ops.keys, self._durability, retry_seconds)
+        self._sentinel: Any = None  # the Sentinel object from_sentinel made, closed with the registry
 
     @classmethod
     def from_url(
@@ -97,7 +98,7 @@ class RegistryBase:
         # first call on each pooled connection would fail. Retry, with backoff.
         kwargs.setdefault("retry", cls._clients.retry(cls._clients.backoff(cap=0.5, base=0.05), 12))
         sentinel = cls._clients.sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)
-        return cls(
+        registry = cls(
             sentinel.master_for(service_name),
             namespace=namespace,
             ttl=ttl,
@@ -105,6 +106,8 @@ class RegistryBase:
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
         )
+        registry._sentinel = sentinel
+        return registry
 
     @property
     def client(self) -> Any:

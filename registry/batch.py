@@ -176,11 +176,13 @@ class _Queue:
             raise BatchOrderError(
                 f"batch operations {list(not_run)} did not run: {acked.message}", results, not_run
             )
+        # A missing acknowledgement concerns every write of the batch: it is raised
+        # before the first failed operation (whose exception is in its results).
+        check_durability(acked, durability, results)
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
                     raise result
-        check_durability(acked, durability, results)
         return results
 
 

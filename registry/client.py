@@ -51,7 +51,10 @@ class ThreadRegistry(RegistryBase):
         return Batch(self)
 
     def close(self) -> None:
+        """Close the client's connections (and those to the Sentinels, if from_sentinel made them)."""
         self._client.close()
+        for sentinel in getattr(self._sentinel, "sentinels", ()):
+            sentinel.close()
 
     def __enter__(self) -> ThreadRegistry:
         return self

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -60,15 +61,20 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.connection
 import redis.asyncio.sentinel
 import redis.cluster
+import redis.connection
 import redis.sentinel
 from redis.exceptions import (
     AskError,
+    AuthenticationError,
+    AuthorizationError,
     ClusterDownError,
     ClusterError,
     MovedError,
     NoScriptError,
+    ReadOnlyError,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -85,6 +91,7 @@ from .errors import (
     from_script_error,
 )
 from .operations import Call
+from .scripts import Script
 
 T = TypeVar("T")
 
@@ -103,6 +110,13 @@ TRANSIENT = (
     TryAgainError,
     OSError,
 )
+# ... except what no retry can heal: a wrong password, a user the ACL refuses.
+UNHEALABLE = (AuthenticationError, AuthorizationError)
+
+
+def healable(exc: BaseException) -> bool:
+    """Whether a failed send is worth sending again (within the retry budget)."""
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, UNHEALABLE)
 
 
 def default_retry_seconds(client: Any) -> float:
@@ -120,7 +134,8 @@ def default_retry_seconds(client: Any) -> float:
 
 
 class Backoff:
-    """Sleeps that double from 50 ms to 500 ms, within a budget of seconds."""
+    """Sleeps that double from 50 ms to 500 ms, within a budget of seconds counted from
+    the first failure: no sleep reaches past the budget, and none starts after it."""
 
     def __init__(self, budget: float) -> None:
         self.budget = budget
@@ -132,13 +147,11 @@ class Backoff:
         now = time.monotonic()
         if self.started is None:
             self.started = now
-        if now - self.started >= self.budget:
+        left = self.started + self.budget - now
+        if left <= 0:
             return None
-        delay, self.delay = self.delay, min(self.delay * 2, 0.5)
+        delay, self.delay = min(self.delay, left), min(self.delay * 2, 0.5)
         return delay
-
-    def spent(self) -> bool:
-        return self.started is not None and time.monotonic() - self.started >= self.budget
 
 
 def map_error(exc: ResponseError) -> Exception:
@@ -213,7 +226,8 @@ class Outcome:
 
 
 # Replies that say the call did not run here and may be sent again.
-NOT_RUN_HERE = (NoScriptError, AskError, TryAgainError, ClusterDownError)  # MovedError is an AskError
+# READONLY: a primary demoted to replica refused the script (it did not run).
+NOT_RUN_HERE = (NoScriptError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)  # MOVED is an ASK
 
 
 def send_plan(
@@ -235,6 +249,7 @@ def send_plan(
     asking = False
     noscript_rounds = 0
     backoff = Backoff(retry_seconds)
+    confirm = False  # a round's writes ran but its WAIT reply was lost
 
     while todo:
         if noscript_rounds >= 2:
@@ -250,7 +265,7 @@ def send_plan(
         wait = durability is not None and any(calls[i].writes for i in todo)
         if wait:
             assert durability is not None
-            commands.append(("WAIT", durability.replicas, durability.timeout_ms))
+            commands += _acknowledgement(keys, durability)
         sources = [s.source for s in loads]
         answer: list[Any] | NotSent | Lost | Stale = yield Send(sources, commands, node, asking)
         if isinstance(answer, Stale):
@@ -259,7 +274,7 @@ def send_plan(
 
         if isinstance(answer, NotSent):
             loaded.clear()  # the next connection may reach another server (a failover)
-            delay = backoff.next_delay()
+            delay = backoff.next_delay() if healable(answer.error) else None
             if delay is None:
                 raise answer.error
             yield Pause(delay, refresh=True)
@@ -285,16 +300,8 @@ def send_plan(
         loaded.update(s.sha for s in loads)
         got = got[len(loads) :]
         if wait:
-            if len(got) > len(todo):
-                # An error instead of a count (a primary demoted while we waited
-                # answers UNBLOCKED) acknowledges nothing.
-                acked = got[len(todo)] if isinstance(got[len(todo)], int) else 0
-                got = got[: len(todo)]
-            else:
-                acked = 0  # the WAIT reply was lost with the connection
-            prior = outcome.acknowledged
-            outcome.acknowledged = acked if prior is None else min(prior, acked)
-
+            acked: int | None = _acknowledged(got[len(todo) :])
+            got = got[: len(todo)]
         replied, unreplied = todo[: len(got)], todo[len(got) :]
         retry: list[int] = []
         ran_late: list[int] = []  # calls that ran although an earlier one of the round did not
@@ -316,6 +323,14 @@ def send_plan(
             outcome.replies[i] = map_error(reply) if isinstance(reply, ResponseError) else reply
             if retry:
                 ran_late.append(i)
+        if wait and any(calls[i].writes for i in replied if i not in retry):
+            # A round in which no write took effect (all MOVED, NOSCRIPT, READONLY)
+            # acknowledges nothing and needs nothing acknowledged.
+            if acked is None:
+                confirm = True  # the WAIT reply was lost: ask again once the calls are done
+            else:
+                prior = outcome.acknowledged
+                outcome.acknowledged = acked if prior is None else min(prior, acked)
         if lost is not None and retry:
             ran_late += unreplied  # maybe ran, after a call of the round that did not
         if ran_late and not _reads_only(calls, [*retry, *ran_late]):
@@ -338,7 +353,34 @@ def send_plan(
             break
         if todo and (refresh or pause):
             yield Pause(delay or 0.0, refresh=refresh)
+    if confirm and durability is not None and outcome.interrupted is None:
+        # A new acknowledgement write, then WAIT: it covers every write before it.
+        answer = yield Send([], _acknowledgement(keys, durability), None, False)
+        again = (_acknowledged(answer) if isinstance(answer, list) else None) or 0
+        prior = outcome.acknowledged
+        outcome.acknowledged = again if prior is None else min(prior, again)
     return outcome
+
+
+def _acknowledgement(keys: Sequence[str], durability: Durability) -> list[tuple[Any, ...]]:
+    """A write of our own, then WAIT. WAIT waits for this connection's last write: a call
+    that changed nothing (an existing root, a repeated cleanup) would otherwise be
+    acknowledged at once on servers that answer WAIT immediately for a connection that
+    replicated nothing (Redis 7.2+, Valkey), though its answer rests on other clients'
+    writes that may not have reached any replica. The write goes to the replication
+    stream after everything the calls read, so acknowledging it acknowledges those."""
+    return [("HINCRBY", keys[0], "ack", 1), ("WAIT", durability.replicas, durability.timeout_ms)]
+
+
+def _acknowledged(replies: Sequence[Any]) -> int | None:
+    """Replicas that acknowledged, from the replies to _acknowledgement: None if the WAIT
+    reply was lost; 0 if the write or WAIT failed (a demoted primary answers UNBLOCKED)."""
+    if len(replies) < 2:
+        return None
+    written, count = replies[0], replies[1]
+    if isinstance(written, Exception) or not isinstance(count, int):
+        return 0
+    return count
 
 
 def _reads_only(calls: Sequence[Call[Any]], indices: Sequence[int]) -> bool:
@@ -413,20 +455,35 @@ def check_durability(outcome: Outcome, durability: Durability | None, results: l
 
 def run_call(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
     """Send one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
-    try:
-        return run_call_once(client, keys, call)
-    except TRANSIENT:
-        if retry_seconds <= 0:
-            raise
     backoff = Backoff(retry_seconds)
     while True:
-        delay = backoff.next_delay()
-        time.sleep(delay or 0.0)
         try:
             return run_call_once(client, keys, call)
-        except TRANSIENT:
-            if backoff.spent():
+        except TRANSIENT as exc:
+            delay = backoff.next_delay() if healable(exc) else None
+            if delay is None:
                 raise
+        time.sleep(delay or 0.0)
+
+
+def load_here(client: Any, keys: Sequence[str], s: Script) -> None:
+    """SCRIPT LOAD on the server that runs the namespace's scripts. On a cluster that is
+    the node owning its slot only: redis-py's script_load goes to every primary, and
+    fails while any of them is down."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        cluster: Any = client  # redis-py's cluster client is untyped
+        cluster.execute_command("SCRIPT", "LOAD", s.source, target_nodes=cluster.get_node_from_key(keys[0]))
+    else:
+        client.script_load(s.source)
+
+
+async def load_here_async(client: Any, keys: Sequence[str], s: Script) -> None:
+    """As load_here, awaited."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        node = client.get_node_from_key(keys[0])
+        await client.execute_command("SCRIPT", "LOAD", s.source, target_nodes=node)
+    else:
+        await client.script_load(s.source)
 
 
 def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
@@ -438,7 +495,7 @@ def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
         try:
             reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
         except NoScriptError:
-            client.script_load(s.source)
+            load_here(client, keys, s)
             try:
                 reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
             except NoScriptError:
@@ -544,11 +601,14 @@ class SyncTransport(TransportBase):
         replies: list[Any] = []
         try:
             conn.send_packed_command(conn.pack_commands(commands))
+            read = _reader(conn)
             for _ in commands:
                 try:
-                    replies.append(conn.read_response())
+                    replies.append(read())
                 except ResponseError as exc:
                     replies.append(exc)
+            if any(isinstance(reply, ReadOnlyError) for reply in replies):
+                conn.disconnect()  # a demoted primary: the next connection finds the new one
         except TRANSIENT as exc:
             conn.disconnect()
             return Lost(_unpacked(step, replies), exc)
@@ -570,6 +630,22 @@ class SyncTransport(TransportBase):
             if target is None:
                 raise ClusterDownError(f"node {address} not known yet")
         return self.client.get_redis_connection(target).connection_pool, target.name
+
+
+def _reader(conn: Any) -> Any:
+    """How to read one reply. A Sentinel-managed connection turns READONLY into a
+    ConnectionError after dropping itself, which would make a script that did not run
+    look like a lost reply; read past that, and let the plan see READONLY."""
+    if isinstance(conn, redis.sentinel.SentinelManagedConnection):
+        return functools.partial(redis.connection.AbstractConnection.read_response, conn)
+    return conn.read_response
+
+
+def _reader_async(conn: Any) -> Any:
+    """As _reader, for asyncio connections."""
+    if isinstance(conn, redis.asyncio.sentinel.SentinelManagedConnection):
+        return functools.partial(redis.asyncio.connection.AbstractConnection.read_response, conn)
+    return conn.read_response
 
 
 def _address(conn: Any) -> tuple[Any, ...]:
@@ -620,20 +696,15 @@ def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
 
 async def run_call_async(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
     """Await one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
-    try:
-        return await run_call_once_async(client, keys, call)
-    except TRANSIENT:
-        if retry_seconds <= 0:
-            raise
     backoff = Backoff(retry_seconds)
     while True:
-        delay = backoff.next_delay()
-        await asyncio.sleep(delay or 0.0)
         try:
             return await run_call_once_async(client, keys, call)
-        except TRANSIENT:
-            if backoff.spent():
+        except TRANSIENT as exc:
+            delay = backoff.next_delay() if healable(exc) else None
+            if delay is None:
                 raise
+        await asyncio.sleep(delay or 0.0)
 
 
 async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
@@ -645,7 +716,7 @@ async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -
         try:
             reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
         except NoScriptError:
-            await client.script_load(s.source)
+            await load_here_async(client, keys, s)
             try:
                 reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
             except NoScriptError:
@@ -669,7 +740,6 @@ class AsyncTransport(TransportBase):
         retry_seconds: float | None = None,
     ) -> None:
         super().__init__(client, keys, durability, retry_seconds)
-        self._node_clients: dict[str, redis.asyncio.Redis] = {}
 
     async def run(self, call: Call[T]) -> T:
         if not self.planned(call) or call.script is None:
@@ -698,23 +768,23 @@ class AsyncTransport(TransportBase):
     async def _send(self, step: Send) -> list[Any] | NotSent | Lost | Stale:
         """As SyncTransport._send, awaited."""
         try:
-            node_client = await self._node_client(step.node) if self.cluster else self.client
-            pool = node_client.connection_pool
-            conn = await pool.get_connection()
+            conn, release = await self._acquire(step.node)
         except TRANSIENT as exc:
             return NotSent(exc)
-        if not self.same_server(_address(conn), step):
-            await pool.release(conn)
-            return Stale()
-        commands = _packed(step)
         replies: list[Any] = []
         try:
+            if not self.same_server(_address(conn), step):
+                return Stale()
+            commands = _packed(step)
             await conn.send_packed_command(conn.pack_commands(commands))
+            read = _reader_async(conn)
             for _ in commands:
                 try:
-                    replies.append(await conn.read_response())
+                    replies.append(await read())
                 except ResponseError as exc:
                     replies.append(exc)
+            if any(isinstance(reply, ReadOnlyError) for reply in replies):
+                await conn.disconnect()  # a demoted primary: the next connection finds the new one
         except TRANSIENT as exc:
             await conn.disconnect()
             return Lost(_unpacked(step, replies), exc)
@@ -722,28 +792,32 @@ class AsyncTransport(TransportBase):
             await conn.disconnect()  # cancelled mid-read: the connection's replies are not ours
             raise
         finally:
-            await pool.release(conn)
+            await release(conn)
         return _unpacked(step, replies)
 
-    async def _node_client(self, address: tuple[str, int] | None) -> redis.asyncio.Redis:
-        # The async cluster client has no per-node client to pipeline on, so keep one
-        # plain client per node, made with the cluster client's connection settings.
+    async def _acquire(self, address: tuple[str, int] | None) -> tuple[Any, Any]:
+        """A connected connection to send on, and the coroutine that gives it back.
+
+        On a cluster it is one of the node's own connections (ClusterNode keeps them,
+        within the cluster client's max_connections, and the cluster client closes them).
+        """
+        if not self.cluster:
+            pool = self.client.connection_pool
+            return await pool.get_connection(), pool.release
         if address is None:
             node = self.client.get_node_from_key(self.keys[0])
         else:
             node = self.client.get_node(host=address[0], port=address[1])
             if node is None:
                 raise ClusterDownError(f"node {address} not known yet")
-        found = self._node_clients.get(node.name)
-        if found is None:
-            kwargs = {k: v for k, v in node.connection_kwargs.items() if k not in ("host", "port")}
-            pool = redis.asyncio.ConnectionPool(
-                connection_class=node.connection_class, host=node.host, port=node.port, **kwargs
-            )
-            found = self._node_clients[node.name] = redis.asyncio.Redis(connection_pool=pool)
-        return found
+        conn = node.acquire_connection()
+        try:
+            await conn.connect()
+        except BaseException:
+            node.release(conn)
+            raise
 
-    async def aclose(self) -> None:
-        for node_client in self._node_clients.values():
-            await node_client.aclose()
-        self._node_clients.clear()
+        async def release(c: Any) -> None:
+            node.release(c)
+
+        return conn, release

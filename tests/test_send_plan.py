@@ -21,6 +21,7 @@ from redis.exceptions import (
     ClusterDownError,
     MovedError,
     NoScriptError,
+    ReadOnlyError,
     ResponseError,
     TryAgainError,
 )
@@ -355,7 +356,7 @@ def test_tryagain_past_the_budget_leaves_an_error_in_place(ops: Operations, cloc
     assert isinstance(outcome.replies[1], ResponseError)
     assert "gave up re-sending get_or_create" in str(outcome.replies[1])
     assert outcome.interrupted is None
-    assert sum(p.seconds for p in pair.pauses) >= 0.5
+    assert sum(p.seconds for p in pair.pauses) == pytest.approx(0.5)  # the budget, no more
 
 
 # ---------------------------------------------------------------- 5. not a suffix
@@ -447,7 +448,7 @@ def test_lost_again_and_again_until_the_budget_is_spent(ops: Operations, clock: 
     outcome = pair.run(itertools.repeat(Lost([], RedisConnectionError())))
 
     assert len(pair.sends) > 2 and len(pair.pauses) == len(pair.sends) - 1
-    assert sum(p.seconds for p in pair.pauses) >= 0.5
+    assert sum(p.seconds for p in pair.pauses) == pytest.approx(0.5)  # the budget, no more
     assert outcome.interrupted is OutcomeUnknownError
     assert outcome.replies == [UNKNOWN, UNKNOWN]
 
@@ -490,7 +491,7 @@ def test_not_sent_past_the_budget_raises_its_error(ops: Operations, clock: FakeC
 
     assert raised.value is error
     assert len(pair.pauses) >= 2
-    assert sum(p.seconds for p in pair.pauses) >= 0.5
+    assert sum(p.seconds for p in pair.pauses) == pytest.approx(0.5)  # the budget, no more
 
 
 def test_not_sent_without_budget_raises_at_once(ops: Operations) -> None:
@@ -509,11 +510,12 @@ def test_not_sent_without_budget_raises_at_once(ops: Operations) -> None:
 def test_wait_ends_a_round_that_writes(ops: Operations) -> None:
     calls: list[Call[Any]] = [ops.lookup(T1), ops.get_or_create("a.b")]
     pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
-    outcome = pair.run([replies("a\x1fb", NEW_ID, 1)])
+    outcome = pair.run([replies("a\x1fb", NEW_ID, 7, 1)])
 
     (send,) = pair.sends
-    assert words(send) == ["EVALSHA", "EVALSHA", "WAIT"]
-    assert send.commands[-1] == ("WAIT", 1, 100)
+    assert words(send) == ["EVALSHA", "EVALSHA", "HINCRBY", "WAIT"]
+    # a write of our own before WAIT, so WAIT covers what the calls read too
+    assert send.commands[-2:] == [("HINCRBY", ops.keys[0], "ack", 1), ("WAIT", 1, 100)]
     assert outcome.replies == ["a\x1fb", NEW_ID]
     assert outcome.acknowledged == 1
 
@@ -522,7 +524,7 @@ def test_wait_answered_with_an_error_acknowledges_nothing(ops: Operations) -> No
     calls: list[Call[Any]] = [ops.get_or_create("a.b")]
     pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
     unblocked = ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed")
-    outcome = pair.run([replies(NEW_ID, unblocked)])
+    outcome = pair.run([replies(NEW_ID, 7, unblocked)])
 
     assert outcome.replies == [NEW_ID]
     assert outcome.acknowledged == 0
@@ -540,12 +542,59 @@ def test_no_wait_in_a_round_of_reads(ops: Operations) -> None:
 def test_a_resent_suffix_of_reads_has_no_wait(ops: Operations) -> None:
     calls: list[Call[Any]] = [ops.get_or_create("a.b"), ops.lookup(T1)]
     pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
-    outcome = pair.run([replies(NEW_ID, NoScriptError("No matching script"), 1), replies("a")])
+    outcome = pair.run([replies(NEW_ID, NoScriptError("No matching script"), 7, 1), replies("a")])
 
-    assert words(pair.sends[0]) == ["EVALSHA", "EVALSHA", "WAIT"]
+    assert words(pair.sends[0]) == ["EVALSHA", "EVALSHA", "HINCRBY", "WAIT"]
     assert words(pair.sends[1]) == ["EVALSHA"]
     assert outcome.replies == [NEW_ID, "a"]
     assert outcome.acknowledged == 1
+
+
+def test_a_round_where_no_write_ran_acknowledges_nothing_and_needs_nothing(ops: Operations) -> None:
+    """After a failover every write of the first round answers MOVED (nothing ran there);
+    that round's WAIT, answered by a replica with an error, must not count as 0."""
+    calls: list[Call[Any]] = [ops.get_or_create("a.b")]
+    pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
+    replica = ResponseError("WAIT cannot be used with replica instances")
+    outcome = pair.run([replies(MovedError(ADDRESS), 7, replica), replies(NEW_ID, 8, 1)])
+
+    assert outcome.replies == [NEW_ID]
+    assert outcome.acknowledged == 1
+
+
+def test_readonly_means_the_script_did_not_run(ops: Operations) -> None:
+    """A demoted primary refuses the script (READONLY): re-sent, not reported as a result."""
+    calls: list[Call[Any]] = [ops.initialize_root("acme")]
+    pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
+    demoted = ReadOnlyError("You can't write against a read only replica.")
+    unblocked = ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed")
+    outcome = pair.run([replies(demoted, demoted, unblocked), replies(NEW_ID, 3, 1)])
+
+    assert pair.kinds() == ["Send", "Pause", "Send"]
+    assert pair.pauses[0].refresh
+    assert outcome.replies == [NEW_ID]
+    assert outcome.acknowledged == 1
+
+
+def test_a_lost_wait_reply_is_asked_again_with_a_new_write(ops: Operations) -> None:
+    """Every call replied, then the connection dropped before WAIT answered: the calls
+    are done (not re-sent); a new acknowledgement write and WAIT cover them."""
+    calls: list[Call[Any]] = [ops.cleanup(T1), ops.get_or_create("a.b")]
+    pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
+    outcome = pair.run([lost(1, NEW_ID, 7), replies(8, 1)])
+
+    assert outcome.interrupted is None
+    assert outcome.replies == [1, NEW_ID]
+    assert words(pair.sends[1]) == ["HINCRBY", "WAIT"]
+    assert outcome.acknowledged == 1
+
+
+def test_a_lost_wait_reply_asked_again_and_lost_again_counts_as_nothing(ops: Operations) -> None:
+    calls: list[Call[Any]] = [ops.get_or_create("a.b")]
+    pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
+    outcome = pair.run([lost(NEW_ID), lost()])
+    assert outcome.replies == [NEW_ID]
+    assert outcome.acknowledged == 0
 
 
 # ---------------------------------------------------------------- 9. a failed SCRIPT LOAD
