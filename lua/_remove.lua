@@ -61,7 +61,7 @@ local function sweep(cursor, count, most)
     end
     seen = seen + 1
     local v = kv[i + 1]
-    if dec_dl(v) <= NOW then
+    if #v >= 6 and dec_dl(v) <= NOW then  -- '' is the placeholder (see ensure_keys)
       if #v > 6 then
         drop_expiring(kv[i], string.sub(v, 7))
         reclaimed = reclaimed + 1

@@ -27,6 +27,7 @@ local HEADROOM = 0
 local CANDIDATE    -- fresh random id from the client, used when the derived id is taken
 local MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
 local OVERRIDDEN = false  -- whether this call wrote to the overrides hash
+local PERMANENT_WRITTEN = false  -- whether this call made a permanent mapping
 
 local function enc_dl(ms)
   local f = ms % 256
@@ -292,6 +293,7 @@ local function create(chain, miss, forced, permanent)
   if permanent then
     redis.call('HSET', K_META, 'P' .. id, chain)
     if id ~= d then redis.call('HSET', K_META, 'Q' .. chain, id) end
+    PERMANENT_WRITTEN = true
   else
     local dl = NEWDL
     if miss.floor_dl and miss.floor_dl > dl then dl = miss.floor_dl end
@@ -359,16 +361,30 @@ local function ensure_salt()
   end
 end
 
+-- A hash tag's keys migrate one by one, and while a slot migrates Redis refuses a
+-- script that declares a key absent on the node it runs on (TRYAGAIN, or ASK then
+-- TRYAGAIN) until the migration ends. So the threads and overrides hashes always hold
+-- a placeholder field '' (never an id, a chain or a floor): each exists whenever the
+-- other does, made together and expiring together, and a namespace in use is served
+-- all through a migration.
+local function ensure_keys()
+  redis.call('HSETNX', K_THREADS, '', '')
+  redis.call('HSETNX', K_OVERRIDES, '', '')
+end
+
 local function end_write()
   if MAXDL then
     local at = redis.call('PEXPIRETIME', K_THREADS)
     if at < 0 or at < MAXDL then
       local target = key_expiry_target()
+      ensure_keys()
       redis.call('PEXPIREAT', K_THREADS, target)
-      redis.call('PEXPIREAT', K_OVERRIDES, target)  -- no-op when there is none
+      redis.call('PEXPIREAT', K_OVERRIDES, target)
     elseif OVERRIDDEN then
       redis.call('PEXPIREAT', K_OVERRIDES, at)
     end
+  elseif PERMANENT_WRITTEN then
+    ensure_keys()  -- a namespace of permanent mappings only: kept without an expiry
   end
   local n = tonumber(ARGV[3])
   if n > 0 then sweep_on_the_way(n) end

@@ -54,6 +54,9 @@ def raw_mappings(reg: ThreadRegistry) -> tuple[dict[str, tuple[str, ...]], dict[
     expired: dict[str, tuple[str, ...]] = {}
     for raw_id, value in client.hgetall(threads_key).items():
         assert isinstance(value, bytes), "raw_mappings needs a client without decode_responses"
+        if raw_id == b"":
+            assert value == b"", f"the placeholder field holds {value!r}"
+            continue  # the placeholder that keeps the key present (lua/_write.lua ensure_keys)
         if raw_id.startswith(b"\0"):
             assert len(value) == 6, f"floor {raw_id!r} holds {value!r}, not a 6-byte deadline"
             continue  # a floor: the deadline a mapping of that chain must start with
@@ -100,7 +103,12 @@ def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -
             return
         assert live.get(tid) == hops, f"{where} {hops!r} -> {tid}, which is {live.get(tid)!r}"
 
-    for chain, target in client.hgetall(overrides_key).items():
+    overrides = client.hgetall(overrides_key)
+    threads_key = overrides_key.replace(":overrides", ":threads")
+    assert client.exists(threads_key) == client.exists(overrides_key), "threads and overrides exist together"
+    for chain, target in overrides.items():
+        if chain == b"":
+            continue  # the placeholder
         check_override("override", chain, target)
     for name, value in meta.items():
         if name.startswith(b"Q") and value == b"":

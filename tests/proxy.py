@@ -250,6 +250,8 @@ class TcpProxy:
         return f"tcpproxy-{self.port}-"
 
     def start(self) -> TcpProxy:
+        if self._accept_thread is not None:
+            raise RuntimeError("this proxy was started already (use start() or `with`, not both)")
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(128)

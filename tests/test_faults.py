@@ -105,7 +105,7 @@ def test_batch_gc_limit_is_checked_when_queued(make_registry: MakeRegistry, clie
 @pytest.fixture(scope="module")
 def lossy() -> Iterator[tuple[RedisServer, TcpProxy]]:
     """A real server behind a proxy that can cut a connection after the server ran a request."""
-    with RedisServer() as server, TcpProxy("127.0.0.1", server.port or 0).start() as proxy:
+    with RedisServer() as server, TcpProxy("127.0.0.1", server.port or 0) as proxy:
         yield server, proxy
 
 
