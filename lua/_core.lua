@@ -62,6 +62,7 @@ end
 -- `count` entries and the position kept in the cursor as 'L<offset>'.
 local function scan_page(key, cursor, count, match)
   local off
+  if string.sub(cursor, 1, 1) == 'C' then cursor = string.sub(cursor, 2) end  -- see sweep()
   if string.sub(cursor, 1, 1) == 'L' then
     off = whole(string.sub(cursor, 2), 0, 4294967295)
     if not off then return nil, 'BADARG cursor ' .. cursor .. ' is not one this library gave' end

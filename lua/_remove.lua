@@ -56,7 +56,9 @@ local function sweep(cursor, count, most)
   local reclaimed, dropped, seen = 0, 0, 0
   for i = 1, #kv, 2 do
     if most and reclaimed >= most then
-      next_cursor = off and ('L' .. string.format('%d', off + seen - dropped)) or cursor
+      -- Stopped inside the page: the next step examines it again from where it began
+      -- ('C' keeps a page that began at cursor 0 from reading as the end of a pass).
+      next_cursor = off and ('L' .. string.format('%d', off + seen - dropped)) or ('C' .. cursor)
       return reclaimed, next_cursor
     end
     seen = seen + 1

@@ -274,7 +274,7 @@ def partial_cluster() -> Iterator[RedisClusterGroup]:
 def test_one_primary_down_does_not_stop_new_workers(partial_cluster: RedisClusterGroup) -> None:
     """NOSCRIPT recovery used SCRIPT LOAD through RedisCluster, which goes to every
     primary and fails while any is down: a new worker on a healthy shard got nothing."""
-    slot, owner, doomed = _other_primary(partial_cluster, "healthy")
+    _, owner, doomed = _other_primary(partial_cluster, "healthy")
     node = owner.cluster_node
     # (redis-py's asyncio cluster client cannot start while a node is down: made before)
     loop = asyncio.new_event_loop()
@@ -309,7 +309,7 @@ def test_no_spurious_durability_error_after_a_cluster_failover(
     refused by what is now a replica, used to count as 0 acknowledgements."""
     reg = ThreadRegistry(cluster_client, namespace="fo", ttl=600, wait_replicas=1, wait_timeout_ms=2000)
     reg.get_or_create("before")
-    slot, owner, _ = _other_primary(redis_cluster, "fo")
+    _, owner, _ = _other_primary(redis_cluster, "fo")
     redis_cluster.failover(owner)
     tid = reg.get_or_create("after")  # raises DurabilityError if the MOVED round counted
     assert reg.lookup(tid) == "after"

@@ -345,3 +345,24 @@ def test_a_batch_on_another_server_loads_every_script(make_registry: MakeRegistr
     client.script_load(script("lookup").source)  # another worker loaded this one only
     assert reg.batch().cleanup(t).lookup(t).execute() == [None, None]
     assert transport.loaded_server != ("the old primary",)
+
+
+@pytest.mark.parametrize("api", ["sync"])  # drives the sync class's steps directly
+def test_a_gc_step_stopped_at_its_limit_resumes_its_page(make_registry: MakeRegistry) -> None:
+    """A step that reached its limit inside the first page of a pass must not hand back
+    cursor '0' (the end of a pass): Valkey answers HSCAN with larger pages than Redis,
+    and gc(limit=1000) stopped after 512 there."""
+    reg = make_registry(ttl=1.0)  # long enough that the sweeps on the way find nothing expired
+    make_registry(namespace=reg.namespace, ttl=3600).get_or_create("keeper")  # keeps the hash
+    started = time.monotonic()
+    for i in range(300):
+        reg.get_or_create(("old", f"t{i}"))
+    assert time.monotonic() - started < 0.9, "the fill outlasted the ttl"
+    time.sleep(1.1)  # every one of them has expired
+    n, cursor = reg._run(reg._ops.gc_step("0", 7))
+    assert (n, cursor) == (7, "C0")
+    total = n
+    while cursor != "0":
+        n, cursor = reg._run(reg._ops.gc_step(cursor, 1000))
+        total += n
+    assert total == 300
