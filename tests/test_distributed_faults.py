@@ -371,7 +371,9 @@ def test_from_sentinel_closes_its_sentinel_connections(sentinel_group: SentinelG
     wait_for(lambda: _sentinel_connections(sentinel_group, "sentinel-leak") == 0, 5, "sentinel connections")
 
     async def scenario() -> None:
-        areg = AsyncThreadRegistry.from_sentinel(sentinel_group.sentinels, sentinel_group.service_name, **kwargs)
+        areg = AsyncThreadRegistry.from_sentinel(
+            sentinel_group.sentinels, sentinel_group.service_name, **kwargs
+        )
         await areg.get_or_create("a.b")
         assert _sentinel_connections(sentinel_group, "sentinel-leak") > 0
         await areg.aclose()
