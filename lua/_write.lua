@@ -203,47 +203,61 @@ local function promote(id, chain)
   end
 end
 
--- Whether a live entry already satisfies this write (its ancestors then do too).
-local function fresh(dl, perm, permanent)
+-- Whether a live entry already satisfies this write: permanent, or (for an expiring
+-- write) due no earlier than `need`. Its ancestors then do too (the invariant).
+local function fresh(dl, perm, permanent, need)
   if perm then return true end
   if permanent or not dl then return false end
-  return dl >= NEWDL
+  return dl >= (need or NEWDL)
 end
 
-local function touch(id, chain, permanent, headroom)
+-- Gives a mapping the deadline `dl` (NEWDL if nil), or makes it permanent.
+local function touch(id, chain, permanent, dl)
   if permanent then
     promote(id, chain)
   else
-    local dl = NEWDL + (headroom or 0)
+    dl = dl or NEWDL
     redis.call('HSET', K_THREADS, id, enc_dl(dl) .. chain)
     note_deadline(dl)
   end
 end
 
 -- Raises (or creates) the floor of a chain that has no mapping.
-local function raise_floor(chain, permanent)
+local function raise_floor(chain, permanent, dl)
   if permanent then
     redis.call('HDEL', K_THREADS, '\0' .. chain)
     redis.call('HSET', K_META, 'Q' .. chain, '')
   else
-    local dl = NEWDL + HEADROOM
     redis.call('HSET', K_THREADS, '\0' .. chain, enc_dl(dl))
     note_deadline(dl)
   end
 end
 
--- Keeps every proper prefix of the chain at least as long-lived (its mapping, or its
--- floor), nearest first, stopping at the first one that already is.
-local function touch_ancestors(chain, permanent)
+-- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
+-- this write's deadline, so a busy subtree does not rewrite it on every write.
+local function pushed(need)
+  local dl = NEWDL + HEADROOM
+  if need > dl then return need end
+  return dl
+end
+
+-- Keeps every proper prefix of the chain (its mapping, or its floor) due no earlier
+-- than `need`, the deadline the chain has now (NEWDL if nil), nearest first. Each
+-- prefix pushed raises what its own parent needs, so the walk compares against that;
+-- it stops at the first prefix that is already late enough (the invariant holds above).
+local function touch_ancestors(chain, permanent, need)
+  need = need or NEWDL
   local prefix = parent_of(chain)
   while prefix do
     local id, dl, perm = resolve(prefix)
-    if id then
-      if fresh(dl, perm, permanent) then return end
-      touch(id, prefix, permanent, HEADROOM)
+    local miss = not id and dl
+    if miss then dl, perm = miss.floor_dl, miss.floor_perm end
+    if fresh(dl, perm, permanent, need) then return end
+    if not permanent then need = pushed(need) end
+    if miss then
+      raise_floor(prefix, permanent, need)
     else
-      if fresh(dl.floor_dl, dl.floor_perm, permanent) then return end
-      raise_floor(prefix, permanent)
+      touch(id, prefix, permanent, need)
     end
     prefix = parent_of(prefix)
   end
@@ -290,12 +304,13 @@ local function create(chain, miss, forced, permanent)
     if c then return redis.error_reply('BADID thread id ' .. id .. ' is already bound') end
     if dl then remove(id) end
   end
+  local dl  -- the deadline the new mapping starts with (nil: permanent)
   if permanent then
     redis.call('HSET', K_META, 'P' .. id, chain)
     if id ~= d then redis.call('HSET', K_META, 'Q' .. chain, id) end
     PERMANENT_WRITTEN = true
   else
-    local dl = NEWDL
+    dl = NEWDL
     if miss.floor_dl and miss.floor_dl > dl then dl = miss.floor_dl end
     redis.call('HSET', K_THREADS, id, enc_dl(dl) .. chain)
     note_deadline(dl)
@@ -304,7 +319,7 @@ local function create(chain, miss, forced, permanent)
       OVERRIDDEN = true
     end
   end
-  return id, permanent
+  return id, permanent, dl
 end
 
 -- The id of a chain, bound now (to `forced` if given) if it had none; touches it and
@@ -314,20 +329,22 @@ end
 local function get_or_create(chain, permanent, forced, parent)
   permanent = permanent or NEWDL == nil
   local id, dl, perm = resolve(chain)
+  local has = NEWDL  -- the deadline the chain has after this call
   if id then
     if fresh(dl, perm, permanent) then return id end
     touch(id, chain, permanent)
   else
-    id, permanent = create(chain, dl, forced, permanent)
+    id, permanent, has = create(chain, dl, forced, permanent)
     if type(id) == 'table' then return id end
   end
   if parent then
-    if fresh(parent[2], parent[3], permanent) then return id end
+    if fresh(parent[2], parent[3], permanent, has) then return id end
     local prefix = parent_of(chain)
-    touch(parent[1], prefix, permanent, HEADROOM)
-    touch_ancestors(prefix, permanent)
+    local need = not permanent and pushed(has) or nil
+    touch(parent[1], prefix, permanent, need)
+    touch_ancestors(prefix, permanent, need)
   else
-    touch_ancestors(chain, permanent)
+    touch_ancestors(chain, permanent, has)
   end
   return id
 end

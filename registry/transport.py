@@ -374,10 +374,13 @@ def _acknowledgement(keys: Sequence[str], durability: Durability) -> list[tuple[
 
 def _acknowledged(replies: Sequence[Any]) -> int | None:
     """Replicas that acknowledged, from the replies to _acknowledgement: None if the WAIT
-    reply was lost; 0 if the write or WAIT failed (a demoted primary answers UNBLOCKED)."""
+    reply was lost or the write was redirected; 0 if the write or WAIT failed (a demoted
+    primary answers UNBLOCKED)."""
     if len(replies) < 2:
         return None
     written, count = replies[0], replies[1]
+    if isinstance(written, NOT_RUN_HERE):
+        return None  # the write went elsewhere (its slot moving): ask again, at the owner
     if isinstance(written, Exception) or not isinstance(count, int):
         return 0
     return count
@@ -659,10 +662,13 @@ def _packed(step: Send) -> list[tuple[Any, ...]]:
     if step.loads:
         out += [("MULTI",), *(("SCRIPT", "LOAD", source) for source in step.loads), ("EXEC",)]
     for command in step.commands:
-        if step.asking and command[0] in ("EVALSHA", "EVAL"):
+        if step.asking and command[0] in KEYED:
             out.append(("ASKING",))
         out.append(command)
     return out
+
+
+KEYED = ("EVALSHA", "EVAL", "HINCRBY")  # the commands of a Send that name the namespace's keys
 
 
 def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
@@ -682,7 +688,7 @@ def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
             )
             out += [error] * len(step.loads)
     for command in step.commands:
-        if step.asking and command[0] in ("EVALSHA", "EVAL"):
+        if step.asking and command[0] in KEYED:
             pos += 1  # ASKING's own +OK
         if pos >= len(raw):
             break

@@ -597,6 +597,26 @@ def test_a_lost_wait_reply_asked_again_and_lost_again_counts_as_nothing(ops: Ope
     assert outcome.acknowledged == 0
 
 
+def test_an_acknowledgement_write_redirected_is_asked_again_at_the_owner(ops: Operations) -> None:
+    """The slot moved between the call and the acknowledgement write: not 0 replicas,
+    but unknown; a new write and WAIT at the namespace's owner settle it."""
+    calls: list[Call[Any]] = [ops.get_or_create("a.b")]
+    pair = plan(ops, calls, shas(*calls), durability=Durability(1, 100))
+    outcome = pair.run([replies(NEW_ID, AskError(ADDRESS), 1), replies(8, 1)])
+
+    assert outcome.replies == [NEW_ID]
+    assert words(pair.sends[1]) == ["HINCRBY", "WAIT"]
+    assert pair.sends[1].node is None and not pair.sends[1].asking
+    assert outcome.acknowledged == 1
+
+
+def test_the_driver_sends_asking_before_every_keyed_command() -> None:
+    step = Send([], [("EVALSHA", "x", 1, "k"), ("HINCRBY", "k", "ack", 1), ("WAIT", 1, 100)], ("h", 1), True)
+    packed = transport._packed(step)
+    assert [c[0] for c in packed] == ["ASKING", "EVALSHA", "ASKING", "HINCRBY", "WAIT"]
+    assert transport._unpacked(step, ["OK", "r", "OK", 3, 1]) == ["r", 3, 1]
+
+
 # ---------------------------------------------------------------- 9. a failed SCRIPT LOAD
 
 
