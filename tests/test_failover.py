@@ -501,6 +501,10 @@ def test_sentinel_failover_under_load(fresh_sentinel_group: SentinelGroup) -> No
     assert phase_counts(reports, marks["manual-done"], marks["stop"])["ok"] > 0
 
     # ---- run 2: kill -9 of the primary, strict
+    # Start from a settled group: Sentinel converts the old primary to a replica only
+    # about 10 s after SENTINEL FAILOVER; killing "the primary" before every sentinel
+    # and server agree on it made this run flaky under load.
+    group.wait_settled(timeout=40, what="the group after SENTINEL FAILOVER")
     names = ["s-kill-0", "s-kill-1", "s-kill-2"]
 
     def kill(mark: Mark) -> None:
