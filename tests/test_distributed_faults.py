@@ -10,6 +10,7 @@ the replication link.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 import uuid
 from collections.abc import Iterator
@@ -380,3 +381,22 @@ def test_from_sentinel_closes_its_sentinel_connections(sentinel_group: SentinelG
 
     asyncio.run(scenario())
     wait_for(lambda: _sentinel_connections(sentinel_group, "sentinel-leak") == 0, 5, "sentinel connections")
+
+
+def test_no_spurious_durability_error_after_a_sentinel_failover(fresh_sentinel_group: SentinelGroup) -> None:
+    """Pooled connections to the demoted primary: its READONLY used to reach the plan as
+    a lost connection, and the WAIT of that round (refused by a replica) as 0
+    acknowledgements, so every call on such a connection raised DurabilityError."""
+    group = fresh_sentinel_group
+    reg = ThreadRegistry.from_sentinel(
+        group.sentinels, group.service_name, namespace="sfo", wait_replicas=2, wait_timeout_ms=3000
+    )
+    root = reg.initialize_root("acme")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # four pooled connections
+        assert set(pool.map(lambda _: reg.initialize_root("acme"), range(8))) == {root}
+    group.failover()
+    for i in range(6):
+        assert reg.initialize_root("acme") == root
+        assert reg.extend_chain(root, f"after-{i}")
+    assert reg.batch().initialize_root("acme").lookup(root).execute() == [root, "system.acme"]
+    reg.close()
