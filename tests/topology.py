@@ -971,24 +971,26 @@ class SentinelGroup(TopologyGroup):
         timeout: float | None = None,
         what: str = "the sentinel group",
     ) -> None:
-        """Wait until `primary` (default: the running server in role primary) has every
-        other running server as an online replica, and every live sentinel names it, sees
-        those replicas healthy, knows the other sentinels and passes CKQUORUM."""
+        """Wait until `primary` (default: the one the sentinels name, read again on each
+        try, since a sentinel election can change its mind) says role:master with every
+        other running server as an online replica, and every live sentinel names it,
+        sees those replicas healthy, knows the other sentinels and passes CKQUORUM."""
         timeout = timeout or self.settle_timeout
-        if primary is None:
-            primary = wait_until(
-                lambda: next((s for s in self.servers if s.running and s.role == "primary"), None),
-                timeout=timeout,
-                what="a running primary",
-            )
-        replicas = [s for s in self.servers if s.running and s is not primary]
-        self._wait_replicas_synced(primary, len(replicas), timeout)
-        wait_until(
-            lambda: self._check_sentinels(primary, replicas),
-            timeout=timeout,
-            what=f"{what} to settle",
-            diagnose=self._diagnose,
-        )
+
+        def settled() -> bool:
+            p = primary or self.primary_server()
+            if not p.running:
+                raise NotYet(f"the sentinels name {p.name}, which is not running")
+            replicas = [s for s in self.servers if s.running and s is not p]
+            info = p.info("replication")
+            if info.get("role") != "master":
+                raise NotYet(f"{p.name} role={info.get('role')}")
+            online = _online_replicas(info)
+            if len(online) < len(replicas):
+                raise NotYet(f"{p.name} has {len(online)} online replicas of {len(replicas)}")
+            return self._check_sentinels(p, replicas)
+
+        wait_until(settled, timeout=timeout, what=f"{what} to settle", diagnose=self._diagnose)
 
     def _diagnose(self) -> str:
         lines = []
@@ -1035,10 +1037,13 @@ class SentinelGroup(TopologyGroup):
         old = self.primary_server()
         old.kill()
         self.old_primary = old
-        new = self._wait_new_primary(old, timeout)
-        replicas = [s for s in self.servers if s.running and s is not new]
-        self.wait_settled(new, timeout=timeout, what=f"the group after killing {old.name}")
-        assert len(replicas) == self.replicas_wanted - 1
+        self._wait_new_primary(old, timeout)
+        # Settle on whichever primary the sentinels end with: under load an election
+        # may run again and choose another replica than the one they named first.
+        self.wait_settled(timeout=timeout, what=f"the group after killing {old.name}")
+        new = self.primary_server()
+        assert new is not old
+        assert len([s for s in self.servers if s.running and s is not new]) == self.replicas_wanted - 1
         return new
 
     def restart_old_primary(self, timeout: float = 30.0) -> DataServer:
