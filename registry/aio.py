@@ -57,6 +57,11 @@ class AsyncThreadRegistry(RegistryBase):
         """A batch: queue operations on it, then ``await execute()`` sends them in one round trip."""
         return AsyncBatch(self)
 
+    async def ping(self) -> bool:
+        """Ask the server (one round trip). True when it answers; redis-py's
+        ConnectionError (or TimeoutError) when it cannot be reached."""
+        return bool(await self._client.ping())
+
     async def aclose(self) -> None:
         """Close the client's connections (and those to the Sentinels, if from_sentinel made them)."""
         await self._client.aclose()

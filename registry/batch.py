@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from .errors import NOT_RUN, UNKNOWN, BatchOrderError, OutcomeUnknownError
+from .errors import NOT_RUN, UNKNOWN, BatchOrderError, OutcomeUnknownError, RegistryError
 from .operations import Call, Operations, Program, as_dump
 from .transport import Durability, Outcome, check_durability
 from .validation import Chain
@@ -100,14 +100,25 @@ class _Queue:
     def __init__(self, ops: Operations) -> None:
         self._ops = ops
         self._entries: list[Entry] = []
+        # What execute() returned: one result per queued operation, in order (None until
+        # it ran). A batch runs once; queueing on it or executing it again raises.
         self.results: list[Any] | None = None
+        self._executed = False
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _add(self, entry: Entry) -> Self:
+        self._check_unused()
         self._entries.append(entry)
         return self
+
+    def _check_unused(self) -> None:
+        if self._executed:
+            raise RegistryError(
+                "this batch was executed already (its results, if it finished, are in .results); "
+                "make a new one with reg.batch()"
+            )
 
     def initialize_root(self, organism_name: str = "organism") -> Self:
         return self._add(self._ops.initialize_root(organism_name))
@@ -161,6 +172,8 @@ class _Queue:
         return self._add(dump())
 
     def _take_entries(self) -> list[Entry]:
+        self._check_unused()
+        self._executed = True
         entries, self._entries = self._entries, []
         return entries
 

@@ -50,6 +50,11 @@ class ThreadRegistry(RegistryBase):
         """A batch: queue operations on it, then ``execute()`` sends them in one round trip."""
         return Batch(self)
 
+    def ping(self) -> bool:
+        """Ask the server (one round trip). True when it answers; redis-py's
+        ConnectionError (or TimeoutError) when it cannot be reached."""
+        return bool(self._client.ping())
+
     def close(self) -> None:
         """Close the client's connections (and those to the Sentinels, if from_sentinel made them)."""
         self._client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -14,6 +15,10 @@ URL_ENV = "THREAD_REGISTRY_URL"
 
 _lock = threading.Lock()
 _instance: ThreadRegistry | None = None
+_settings: dict[str, Any] = {}  # what the first call decided, to compare later calls with
+_warned_embedded = False
+_UNSET: Any = object()
+log = logging.getLogger("registry")
 
 
 def embedded_client() -> Any:
@@ -28,27 +33,66 @@ def embedded_client() -> Any:
 
 
 def get_registry(
-    client: Any = None,
+    client: Any = _UNSET,
     *,
-    url: str | None = None,
-    namespace: str = "default",
-    ttl: float | None = DEFAULT_TTL,
+    url: str | None = _UNSET,
+    namespace: str = _UNSET,
+    ttl: float | None = _UNSET,
 ) -> ThreadRegistry:
     """The process-wide registry, created on the first call.
 
     The first call decides the backend: `client`, else `url`, else the URL in
-    $THREAD_REGISTRY_URL, else the embedded in-process backend. Later calls return the
-    same instance and ignore their arguments.
+    $THREAD_REGISTRY_URL, else the embedded in-process backend (private to this
+    process: a warning says so, once). Later calls return the same instance; one that
+    names an argument with another value than the first call used raises RegistryError
+    naming both (call reset_registry() first to start over).
+
+    Raises:
+        RegistryError: a later call asks for other settings than the first one used.
     """
     global _instance
+    given = {
+        name: value
+        for name, value in (("client", client), ("url", url), ("namespace", namespace), ("ttl", ttl))
+        if value is not _UNSET
+    }
     with _lock:
         if _instance is None:
-            url = url or os.environ.get(URL_ENV)
-            if client is None and url:
-                _instance = ThreadRegistry.from_url(url, namespace=namespace, ttl=ttl)
-            else:
-                _instance = ThreadRegistry(client or embedded_client(), namespace=namespace, ttl=ttl)
+            _instance = _create(given)
+            return _instance
+        for name, value in given.items():
+            first = _settings.get(name)
+            if value is not first and value != first:
+                raise RegistryError(
+                    f"get_registry({name}={value!r}) differs from the first call's {name}={first!r}; "
+                    "the process-wide registry is already made (reset_registry() drops it)"
+                )
         return _instance
+
+
+def _create(given: dict[str, Any]) -> ThreadRegistry:
+    global _warned_embedded
+    client = given.get("client")
+    url = given.get("url") or os.environ.get(URL_ENV)
+    namespace = given.get("namespace", "default")
+    ttl = given.get("ttl", DEFAULT_TTL)
+    if client is None and url:
+        instance = ThreadRegistry.from_url(url, namespace=namespace, ttl=ttl)
+    else:
+        if client is None:
+            client = embedded_client()
+            if not _warned_embedded:
+                _warned_embedded = True
+                log.warning(
+                    "get_registry(): no client, url or $%s given, so the registry is the embedded "
+                    "in-process backend: private to this process (child processes and other hosts "
+                    "do not see its threads)",
+                    URL_ENV,
+                )
+        instance = ThreadRegistry(client, namespace=namespace, ttl=ttl)
+    _settings.clear()
+    _settings.update(client=client, url=given.get("url"), namespace=namespace, ttl=ttl)
+    return instance
 
 
 def reset_registry() -> None:
@@ -58,3 +102,4 @@ def reset_registry() -> None:
         if _instance is not None:
             _instance.clear()
             _instance = None
+            _settings.clear()

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from registry import (
     InvalidHopError,
     InvalidThreadIdError,
+    RegistryError,
     RootConflictError,
     ThreadIdConflictError,
     ThreadRegistry,
@@ -301,3 +302,31 @@ def test_cancelled_calls_leave_no_half_state(backend_kind: str, redis_server: Re
         aclient = fakeredis.FakeAsyncRedis(server=server)
         check = ThreadRegistry(fakeredis.FakeRedis(server=server), namespace="cancel", ttl=None)
     asyncio.run(main(aclient, check))
+
+
+def test_a_batch_runs_once(reg: ThreadRegistry, client: Any) -> None:
+    """An executed batch executed again used to return [] silently."""
+    b = reg.batch()
+    b.get_or_create("a.b")
+    (tid,) = b.execute()
+    assert b.results == [tid]
+    before = keyspace(client)
+    with pytest.raises(RegistryError, match="executed already"):
+        b.execute()
+    with pytest.raises(RegistryError, match="executed already"):
+        b.lookup(tid)
+    assert keyspace(client) == before
+    assert b.results == [tid]
+
+
+def test_ping_asks_the_server(reg: ThreadRegistry) -> None:
+    assert reg.ping() is True
+
+
+def test_ping_of_a_server_that_is_gone_raises() -> None:
+    with RedisServer() as server:
+        url = server.url
+    reg = ThreadRegistry.from_url(url, namespace="gone", socket_connect_timeout=0.2)
+    with pytest.raises(redis.ConnectionError):
+        reg.ping()
+    reg.close()

@@ -641,7 +641,14 @@ def test_get_registry_is_process_wide(client: Any) -> None:
     assert isinstance(first, ThreadRegistry)
     assert first.namespace == "proc"
     assert get_registry() is first
-    assert get_registry(client, namespace="ignored", ttl=5) is first
+    assert get_registry(client, namespace="proc", ttl=60) is first  # the same settings again
+    # another setting is not silently ignored: it names both values
+    with pytest.raises(RegistryError, match=r"namespace='ignored'.*namespace='proc'"):
+        get_registry(client, namespace="ignored")
+    with pytest.raises(RegistryError, match=r"ttl=5\b.*ttl=60"):
+        get_registry(ttl=5)
+    with pytest.raises(RegistryError, match=r"url='redis://elsewhere:6380/0'"):
+        get_registry(url="redis://elsewhere:6380/0")
     tid = first.get_or_create("a.b")
     assert get_registry().lookup(tid) == "a.b"
 
@@ -665,8 +672,17 @@ def test_reset_registry_clears_and_drops(client: Any) -> None:
 
 
 @pytest.mark.usefixtures("no_global_registry")
-def test_get_registry_without_backend_is_embedded() -> None:
-    reg = get_registry(namespace="embedded")
+def test_get_registry_without_backend_is_embedded(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry.default, "_warned_embedded", False)
+    with caplog.at_level("WARNING", logger="registry"):
+        reg = get_registry(namespace="embedded")
+        reset_registry()
+        reg = get_registry(namespace="embedded")
+    warnings = [r for r in caplog.records if "embedded in-process backend" in r.getMessage()]
+    assert len(warnings) == 1, "the embedded fallback warns once per process"
+    assert "private to this process" in warnings[0].getMessage()
     tid = reg.get_or_create("a.b")
     assert get_registry().lookup(tid) == "a.b"
     reset_registry()
