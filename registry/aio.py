@@ -19,7 +19,7 @@ from .base import ClientKinds, RegistryBase
 from .batch import AsyncBatch
 from .operations import Call, Program, ThreadInfo, as_dump
 from .transport import AsyncTransport
-from .validation import Chain
+from .validation import Chain, ThreadId
 
 T = TypeVar("T")
 
@@ -82,22 +82,22 @@ class AsyncThreadRegistry(RegistryBase):
     async def get_or_create(self, chain: Chain) -> str:
         return await self._run(self._ops.get_or_create(chain))
 
-    async def lookup(self, thread_id: str) -> str | None:
+    async def lookup(self, thread_id: ThreadId) -> str | None:
         return await self._run(self._ops.lookup(thread_id))
 
-    async def lookup_hops(self, thread_id: str) -> tuple[str, ...] | None:
+    async def lookup_hops(self, thread_id: ThreadId) -> tuple[str, ...] | None:
         return await self._run(self._ops.lookup_hops(thread_id))
 
-    async def extend_chain(self, current_uuid: str, next_hop: str) -> str:
+    async def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> str:
         return await self._run(self._ops.extend_chain(current_uuid, next_hop))
 
-    async def prune_for_response(self, thread_id: str) -> tuple[str | None, str | None]:
+    async def prune_for_response(self, thread_id: ThreadId) -> tuple[str | None, str | None]:
         return await self._run(self._ops.prune_for_response(thread_id))
 
     async def start_chain(self, initiator: str, target: str) -> str:
         return await self._run(self._ops.start_chain(initiator, target))
 
-    async def register_thread(self, thread_id: str, initiator: str, target: str) -> str:
+    async def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> str:
         return await self._run(self._ops.register_thread(thread_id, initiator, target))
 
     async def initialize_table_root(self, table: str, organism: str) -> str:
@@ -106,10 +106,10 @@ class AsyncThreadRegistry(RegistryBase):
     async def get_table_root(self, table: str) -> str | None:
         return await self._run(self._ops.get_table_root(table))
 
-    async def get_table_for_thread(self, thread_id: str) -> str | None:
+    async def get_table_for_thread(self, thread_id: ThreadId) -> str | None:
         return await self._run(self._ops.get_table_for_thread(thread_id))
 
-    async def cleanup(self, thread_id: str) -> None:
+    async def cleanup(self, thread_id: ThreadId) -> None:
         await self._run(self._ops.cleanup(thread_id))
 
     async def clear(self) -> None:

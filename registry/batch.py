@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 from .errors import NOT_RUN, UNKNOWN, BatchOrderError, OutcomeUnknownError, RegistryError
 from .operations import Call, Operations, Program, as_dump
 from .transport import Durability, Outcome, check_durability
-from .validation import Chain
+from .validation import Chain, ThreadId
 
 if TYPE_CHECKING:
     from .aio import AsyncThreadRegistry
@@ -126,22 +126,22 @@ class _Queue:
     def get_or_create(self, chain: Chain) -> Self:
         return self._add(self._ops.get_or_create(chain))
 
-    def lookup(self, thread_id: str) -> Self:
+    def lookup(self, thread_id: ThreadId) -> Self:
         return self._add(self._ops.lookup(thread_id))
 
-    def lookup_hops(self, thread_id: str) -> Self:
+    def lookup_hops(self, thread_id: ThreadId) -> Self:
         return self._add(self._ops.lookup_hops(thread_id))
 
-    def extend_chain(self, current_uuid: str, next_hop: str) -> Self:
+    def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> Self:
         return self._add(self._ops.extend_chain(current_uuid, next_hop))
 
-    def prune_for_response(self, thread_id: str) -> Self:
+    def prune_for_response(self, thread_id: ThreadId) -> Self:
         return self._add(self._ops.prune_for_response(thread_id))
 
     def start_chain(self, initiator: str, target: str) -> Self:
         return self._add(self._ops.start_chain(initiator, target))
 
-    def register_thread(self, thread_id: str, initiator: str, target: str) -> Self:
+    def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> Self:
         return self._add(self._ops.register_thread(thread_id, initiator, target))
 
     def initialize_table_root(self, table: str, organism: str) -> Self:
@@ -150,10 +150,10 @@ class _Queue:
     def get_table_root(self, table: str) -> Self:
         return self._add(self._ops.get_table_root(table))
 
-    def get_table_for_thread(self, thread_id: str) -> Self:
+    def get_table_for_thread(self, thread_id: ThreadId) -> Self:
         return self._add(self._ops.get_table_for_thread(thread_id))
 
-    def cleanup(self, thread_id: str) -> Self:
+    def cleanup(self, thread_id: ThreadId) -> Self:
         return self._add(self._ops.cleanup(thread_id))
 
     def clear(self) -> Self:

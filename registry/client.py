@@ -14,7 +14,7 @@ from .base import ClientKinds, RegistryBase
 from .batch import Batch
 from .operations import Call, Program, ThreadInfo, as_dump
 from .transport import SyncTransport
-from .validation import Chain
+from .validation import Chain, ThreadId
 
 T = TypeVar("T")
 
@@ -75,22 +75,22 @@ class ThreadRegistry(RegistryBase):
     def get_or_create(self, chain: Chain) -> str:
         return self._run(self._ops.get_or_create(chain))
 
-    def lookup(self, thread_id: str) -> str | None:
+    def lookup(self, thread_id: ThreadId) -> str | None:
         return self._run(self._ops.lookup(thread_id))
 
-    def lookup_hops(self, thread_id: str) -> tuple[str, ...] | None:
+    def lookup_hops(self, thread_id: ThreadId) -> tuple[str, ...] | None:
         return self._run(self._ops.lookup_hops(thread_id))
 
-    def extend_chain(self, current_uuid: str, next_hop: str) -> str:
+    def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> str:
         return self._run(self._ops.extend_chain(current_uuid, next_hop))
 
-    def prune_for_response(self, thread_id: str) -> tuple[str | None, str | None]:
+    def prune_for_response(self, thread_id: ThreadId) -> tuple[str | None, str | None]:
         return self._run(self._ops.prune_for_response(thread_id))
 
     def start_chain(self, initiator: str, target: str) -> str:
         return self._run(self._ops.start_chain(initiator, target))
 
-    def register_thread(self, thread_id: str, initiator: str, target: str) -> str:
+    def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> str:
         return self._run(self._ops.register_thread(thread_id, initiator, target))
 
     def initialize_table_root(self, table: str, organism: str) -> str:
@@ -99,10 +99,10 @@ class ThreadRegistry(RegistryBase):
     def get_table_root(self, table: str) -> str | None:
         return self._run(self._ops.get_table_root(table))
 
-    def get_table_for_thread(self, thread_id: str) -> str | None:
+    def get_table_for_thread(self, thread_id: ThreadId) -> str | None:
         return self._run(self._ops.get_table_for_thread(thread_id))
 
-    def cleanup(self, thread_id: str) -> None:
+    def cleanup(self, thread_id: ThreadId) -> None:
         self._run(self._ops.cleanup(thread_id))
 
     def clear(self) -> None:

@@ -18,6 +18,7 @@ from .scripts import Script, script
 from .validation import (
     SEP,
     Chain,
+    ThreadId,
     check_chain,
     check_hop,
     check_namespace,
@@ -151,7 +152,7 @@ class Operations:
     def get_table_root(self, table: str) -> Call[str | None]:
         return self._read_call("get_table_root", _optional_text, check_hop(table, "table name"))
 
-    def get_table_for_thread(self, thread_id: str) -> Call[str | None]:
+    def get_table_for_thread(self, thread_id: ThreadId) -> Call[str | None]:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), _none)
@@ -166,11 +167,11 @@ class Operations:
         hops = (check_hop(initiator, "initiator"), check_hop(target, "target"))
         return self._write_call("get_or_create", text, SEP.join(hops))
 
-    def extend_chain(self, current_uuid: str, next_hop: str) -> Call[str]:
+    def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> Call[str]:
         hop = check_hop(next_hop, "next hop")
         return self._write_call("extend_chain", text, normalize_id(current_uuid) or "", hop)
 
-    def prune_for_response(self, thread_id: str) -> Call[tuple[str | None, str | None]]:
+    def prune_for_response(self, thread_id: ThreadId) -> Call[tuple[str | None, str | None]]:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), lambda _: (None, None))
@@ -182,25 +183,25 @@ class Operations:
         s, full = self._write("prune_for_response", tid)
         return Call(s, full, decode, writes=True, removes=True)
 
-    def register_thread(self, thread_id: str, initiator: str, target: str) -> Call[str]:
+    def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> Call[str]:
         tid = check_thread_id(thread_id)
         return self._write_call(
             "register_thread", text, tid, check_hop(initiator, "initiator"), check_hop(target, "target")
         )
 
-    def lookup(self, thread_id: str) -> Call[str | None]:
+    def lookup(self, thread_id: ThreadId) -> Call[str | None]:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), _none)
         return self._read_call("lookup", dotted, tid)
 
-    def lookup_hops(self, thread_id: str) -> Call[tuple[str, ...] | None]:
+    def lookup_hops(self, thread_id: ThreadId) -> Call[tuple[str, ...] | None]:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), _none)
         return self._read_call("lookup", _optional_hops, tid)
 
-    def cleanup(self, thread_id: str) -> Call[None]:
+    def cleanup(self, thread_id: ThreadId) -> Call[None]:
         tid = normalize_id(thread_id)
         if tid is None:
             return Call(None, (), _none)

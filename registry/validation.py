@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Sequence
 
 from .errors import InvalidConfigError, InvalidHopError, InvalidNamespaceError, InvalidThreadIdError
@@ -24,6 +25,9 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_\-.:]{1,64}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 Chain = str | Sequence[str]
+# A thread id as callers may hold it: str, uuid.UUID, or bytes from a client without
+# decode_responses. All are the same id (normalize_id).
+ThreadId = str | uuid.UUID | bytes
 
 
 def check_hop(hop: object, what: str = "hop") -> str:
@@ -99,9 +103,28 @@ def check_ttl(ttl: object) -> int | None:
 
 
 def normalize_id(thread_id: object) -> str | None:
-    """The canonical (lowercase) form of a UUID string, or None if it is not one."""
-    if isinstance(thread_id, str) and len(thread_id) == 36 and _UUID.fullmatch(thread_id):
-        return thread_id.lower()
+    """The canonical (lowercase) form of a thread id, or None if it is no UUID.
+
+    A str, a ``uuid.UUID``, or bytes holding a UUID string (what a client without
+    decode_responses reads back) are the same id. Any other type is a mistake, not an
+    unknown id: TypeError, naming it.
+    """
+    if isinstance(thread_id, str):
+        text = thread_id
+    elif isinstance(thread_id, uuid.UUID):
+        return str(thread_id)
+    elif isinstance(thread_id, bytes | bytearray):
+        try:
+            text = bytes(thread_id).decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    else:
+        raise TypeError(
+            f"thread id {_short(thread_id)} must be a str, uuid.UUID or bytes holding a UUID, "
+            f"not {type(thread_id).__name__}"
+        )
+    if len(text) == 36 and _UUID.fullmatch(text):
+        return text.lower()
     return None
 
 

@@ -361,9 +361,16 @@ MALFORMED_IDS = [
     pytest.param(_SAMPLE[:-1], id="too-short"),
     pytest.param(_SAMPLE + "0", id="too-long"),
     pytest.param(_SAMPLE.replace("-", "_"), id="underscores"),
+    pytest.param(b"nope", id="bytes-word"),
+    pytest.param(b"\xff" * 36, id="bytes-not-ascii"),
+]
+# Not an id of any kind: a mistake in the caller, reported as such (not as an unknown id).
+WRONG_TYPE_IDS = [
     pytest.param(None, id="none"),
     pytest.param(5, id="int"),
-    pytest.param(_SAMPLE.encode(), id="bytes"),
+    pytest.param(1.5, id="float"),
+    pytest.param([_SAMPLE], id="list"),
+    pytest.param(object(), id="object"),
 ]
 
 
@@ -375,6 +382,49 @@ def test_register_thread_malformed_id(seeded: Seeded) -> None:
             seeded.reg.register_thread(thread_id, "console", "router")
         assert_names(info.value, thread_id)
         assert keyspace(seeded.client) == before
+
+
+@pytest.mark.parametrize("thread_id", WRONG_TYPE_IDS)
+def test_an_id_of_another_type_is_a_type_error_everywhere(seeded: Seeded, thread_id: Any) -> None:
+    """None, ints and the like used to be taken as unknown ids: extend_chain then made a
+    root-less one-hop chain, prune answered (None, None). Every method says it instead."""
+    reg = seeded.reg
+    before = keyspace(seeded.client)
+    calls: list[Callable[[], object]] = [
+        lambda: reg.lookup(thread_id),
+        lambda: reg.lookup_hops(thread_id),
+        lambda: reg.get_table_for_thread(thread_id),
+        lambda: reg.prune_for_response(thread_id),
+        lambda: reg.cleanup(thread_id),
+        lambda: reg.extend_chain(thread_id, "next"),
+        lambda: reg.register_thread(thread_id, "console", "router"),
+        lambda: reg.batch().lookup(thread_id),
+        lambda: reg.batch().extend_chain(thread_id, "next"),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError) as info:
+            call()
+        assert type(thread_id).__name__ in str(info.value)
+    assert keyspace(seeded.client) == before
+
+
+def test_uuid_objects_and_bytes_are_the_same_id(seeded: Seeded) -> None:
+    """A bus that reads ids with a client returning bytes, or holds uuid.UUID objects,
+    gets the same answers as with the str."""
+    reg = seeded.reg
+    root = reg.initialize_root("acme")
+    tid = reg.extend_chain(root, "console")
+    for same in (uuid.UUID(tid), tid.encode(), bytearray(tid.upper().encode())):
+        assert reg.lookup(same) == "system.acme.console"
+        assert reg.lookup_hops(same) == ("system", "acme", "console")
+        assert reg.extend_chain(same, "router") == reg.extend_chain(tid, "router")
+        assert reg.prune_for_response(same) == ("acme", root)
+        assert reg.batch().lookup(same).execute() == ["system.acme.console"]
+    bound = uuid.uuid4()
+    assert reg.register_thread(bound, "ext", "other") == str(bound)
+    assert reg.register_thread(str(bound).encode(), "ext", "other") == str(bound)
+    reg.cleanup(str(bound).encode())
+    assert reg.lookup(bound) is None
 
 
 def test_reads_and_navigation_with_malformed_id_act_as_unknown(seeded: Seeded) -> None:
