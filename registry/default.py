@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from .client import ThreadRegistry
+from .embedded import embedded_client
 from .errors import RegistryError
 from .operations import DEFAULT_TTL
 
@@ -19,17 +20,6 @@ _settings: dict[str, Any] = {}  # what the first call decided, to compare later 
 _warned_embedded = False
 _UNSET: Any = object()
 log = logging.getLogger("registry")
-
-
-def embedded_client() -> Any:
-    """An in-process fakeredis server with Lua: the default when no Redis is given."""
-    try:
-        import fakeredis
-    except ImportError:  # pragma: no cover - depends on the install
-        raise RegistryError(
-            "the embedded backend needs fakeredis with Lua: pip install 'redis-thread-registry[embedded]'"
-        ) from None
-    return fakeredis.FakeRedis()
 
 
 def get_registry(

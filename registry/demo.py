@@ -13,7 +13,7 @@ from typing import Any
 
 from .aio import AsyncThreadRegistry
 from .client import ThreadRegistry
-from .default import embedded_client
+from .embedded import embedded_async_client, embedded_client
 from .operations import ThreadInfo
 
 
@@ -100,9 +100,7 @@ def run_demo(url: str | None = None, use_async: bool = False, namespace: str | N
             if url:
                 areg = AsyncThreadRegistry.from_url(url, namespace=namespace)
             else:
-                import fakeredis
-
-                areg = AsyncThreadRegistry(fakeredis.FakeAsyncRedis(), namespace=namespace)
+                areg = AsyncThreadRegistry(embedded_async_client(), namespace=namespace)
             async with areg:
                 await conversation(areg)
                 await areg.clear()

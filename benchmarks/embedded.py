@@ -1,0 +1,152 @@
+"""The embedded backend's speed: ops/s of a few operations on `embedded_client()`, beside a
+seed-style registry (two dicts under a lock) and plain fakeredis, interleaved in one run.
+
+    python -m benchmarks.embedded [--seconds S]
+
+`measure_embedded(seconds)` is what `python -m benchmarks run` imports: ops/s per operation
+on the embedded client, and the same operations on the dict baseline as ``dict_<op>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from registry import ThreadRegistry
+from registry.embedded import embedded_client
+
+OPS = ("extend_chain", "lookup", "get_or_create_existing", "prune_for_response")
+ROUNDS = 3  # slices per (operation, contender), contenders interleaved within each round
+POOL = 200
+
+
+class DictRegistry:
+    """The seed's in-memory registry, reduced to the benchmarked operations: chain <-> id
+    in two dicts under one lock (no TTL, no validation)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: dict[tuple[str, ...], str] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
+
+    def _bind(self, hops: tuple[str, ...]) -> str:
+        tid = self._ids.get(hops)
+        if tid is None:
+            tid = str(uuid.uuid4())
+            self._ids[hops] = tid
+            self._chains[tid] = hops
+        return tid
+
+    def initialize_root(self, organism: str) -> str:
+        with self._lock:
+            return self._bind(("system", organism))
+
+    def get_or_create(self, chain: str) -> str:
+        with self._lock:
+            return self._bind(tuple(chain.split(".")))
+
+    def extend_chain(self, current: str, hop: str) -> str:
+        with self._lock:
+            return self._bind((*self._chains[current], hop))
+
+    def lookup(self, tid: str) -> str | None:
+        with self._lock:
+            hops = self._chains.get(tid)
+            return None if hops is None else ".".join(hops)
+
+    def prune_for_response(self, tid: str) -> tuple[str | None, str | None]:
+        with self._lock:
+            hops = self._chains.get(tid)
+            if hops is None or len(hops) < 2:
+                return None, None
+            return hops[-2], self._bind(hops[:-1])
+
+
+def _callers(reg: Any, tag: str) -> dict[str, Callable[[int], Any]]:
+    """fn(i) per operation, on a fixture made here: root, console, router, pools."""
+    root = reg.initialize_root("acme")
+    router = reg.extend_chain(reg.extend_chain(root, "console"), "router")
+    chains = [f"system.acme.console.router.pool{k}" for k in range(POOL)]
+    for chain in chains:
+        reg.get_or_create(chain)
+    leaves = [reg.extend_chain(router, f"leaf{k}") for k in range(POOL)]
+    return {
+        "extend_chain": lambda i: reg.extend_chain(router, f"{tag}{i}"),
+        "lookup": lambda i: reg.lookup(leaves[i % POOL]),
+        "get_or_create_existing": lambda i: reg.get_or_create(chains[i % POOL]),
+        "prune_for_response": lambda i: reg.prune_for_response(leaves[i % POOL]),
+    }
+
+
+def _slice(fn: Callable[[int], Any], seconds: float, start: int) -> tuple[int, float]:
+    """Calls fn for about `seconds`; (calls, elapsed)."""
+    pc = time.perf_counter
+    i = start
+    t0 = pc()
+    end = t0 + seconds
+    while True:
+        fn(i)
+        i += 1
+        if i % 16 == 0 and pc() >= end:
+            break
+    return i - start, pc() - t0
+
+
+def measure(contenders: dict[str, Any], seconds: float) -> dict[str, dict[str, float]]:
+    """ops/s per contender and operation; each pair gets `seconds` in ROUNDS slices, the
+    contenders' order rotated each round so machine noise falls on all alike."""
+    runs = {name: _callers(reg, f"n{os.getpid()}-") for name, reg in contenders.items()}
+    for fns in runs.values():  # warm-up: scripts loaded, caches filled
+        for fn in fns.values():
+            for i in range(20):
+                fn(10**9 + i)
+    done: dict[tuple[str, str], list[float]] = {}
+    names = list(contenders)
+    counter = 0
+    for r in range(ROUNDS):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for op in OPS:
+            for name in order:
+                n, elapsed = _slice(runs[name][op], seconds / ROUNDS, counter)
+                counter += n
+                calls, total = done.get((name, op), [0.0, 0.0])
+                done[(name, op)] = [calls + n, total + elapsed]
+    return {name: {op: done[(name, op)][0] / done[(name, op)][1] for op in OPS} for name in names}
+
+
+def measure_embedded(seconds: float = 3.0) -> dict[str, float]:
+    """ops/s of each operation on the embedded client (``<op>``) and on the dict baseline
+    (``dict_<op>``), measured interleaved in this call; `seconds` per operation and each."""
+    reg = ThreadRegistry(embedded_client(), namespace="bench-embedded")
+    got = measure({"embedded": reg, "dict": DictRegistry()}, seconds)
+    return {**got["embedded"], **{f"dict_{op}": v for op, v in got["dict"].items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.embedded", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per operation and contender")
+    args = parser.parse_args(argv)
+    import fakeredis
+
+    contenders = {
+        "embedded": ThreadRegistry(embedded_client(), namespace="bench-embedded"),
+        "plain fakeredis": ThreadRegistry(fakeredis.FakeRedis(), namespace="bench-plain"),
+        "dict": DictRegistry(),
+    }
+    got = measure(contenders, args.seconds)
+    print(f"fakeredis {fakeredis.__version__}, ops/s ({args.seconds:g}s per operation and contender)")
+    print(f"| operation | {' | '.join(got)} | embedded / plain |")
+    print(f"|---|{'---:|' * (len(got) + 1)}")
+    for op in OPS:
+        cells = " | ".join(f"{got[name][op]:,.0f}" for name in got)
+        print(f"| {op} | {cells} | {got['embedded'][op] / got['plain fakeredis'][op]:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

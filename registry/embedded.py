@@ -1,0 +1,244 @@
+"""The embedded backend: an in-process fakeredis server with Lua, made fast enough to be a default.
+
+fakeredis runs our scripts correctly but slowly: on every EVAL/EVALSHA it compiles the whole
+source again (a 24 KB script costs about 0.5 ms to compile), runs a full Lua
+``collectgarbage()``, and checks for new Lua globals by copying the globals table into a
+Python set, before every ``redis.call`` as well as after the script. `adapt` changes how
+those three things are done on one FakeServer, and nothing else: the script still arrives
+by EVALSHA through redis-py, fakeredis still parses it, looks its SHA up in its own script
+cache (so SCRIPT FLUSH still makes the next EVALSHA answer NOSCRIPT), runs it in its own
+Lua runtime with its own ``redis.call``, and converts its reply and its errors itself.
+
+- Compiled chunks are kept by source text. Compiling a text always gives the same chunk, so
+  this is memoisation; the cache is dropped whenever fakeredis replaces its script cache
+  (SCRIPT FLUSH does) and when it grows past a bound. A text that does not compile is not
+  kept: fakeredis's own ``execute`` is called with it, and raises its usual error.
+- After each script one incremental GC step replaces the full collection (Lua's automatic
+  collector keeps running as well, so memory stays bounded).
+- The check for new globals iterates ``_G`` in Lua and compares it with the globals the
+  runtime started with; only when that finds one does fakeredis's own check run, on the
+  real globals table, and raise (and, in the versions that do so, remove them) as before.
+
+This reaches into fakeredis internals of the shared-Lua-runtime design, which fakeredis
+2.34 introduced (before it, each EVAL built a new runtime, and nothing can be cached).
+Checked against 2.34.1, 2.37.1 and 2.41.0 (lupa 2.x, Lua 5.1). `adapt` applies to fakeredis
+2.34 and later 2.x only, checks that every internal it uses is there and has the expected
+kind, then runs a probe script; if anything differs it leaves the server as it was and
+returns False, and the embedded client is plain fakeredis (correct, only slower).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+from .errors import RegistryError
+
+MIN_VERSION = (2, 34)  # the first fakeredis with one Lua runtime per server
+MAX_CHUNKS = 256  # compiled chunks kept per server (our scripts are 16)
+
+_lock = threading.Lock()
+_server: Any = None  # the process's embedded FakeServer, made on first use
+
+
+def _fakeredis() -> Any:
+    try:
+        import fakeredis
+    except ImportError:  # pragma: no cover - depends on the install
+        raise RegistryError(
+            "the embedded backend needs fakeredis with Lua: pip install 'redis-thread-registry[embedded]'"
+        ) from None
+    return fakeredis
+
+
+def embedded_server() -> Any:
+    """The process's embedded FakeServer (adapted when this fakeredis allows it)."""
+    global _server
+    with _lock:
+        if _server is None:
+            server = _fakeredis().FakeServer()
+            adapt(server)
+            _server = server
+        return _server
+
+
+def embedded_client() -> Any:
+    """An in-process fakeredis client with Lua on the process's embedded server: the default
+    when no Redis is given. Every call returns a new client on the same server."""
+    return _fakeredis().FakeRedis(server=embedded_server())
+
+
+def embedded_async_client() -> Any:
+    """As embedded_client, a fakeredis.FakeAsyncRedis (for AsyncThreadRegistry)."""
+    return _fakeredis().FakeAsyncRedis(server=embedded_server())
+
+
+def version_of(text: str) -> tuple[int, ...]:
+    """(2, 41, 0) from "2.41.0"; trailing non-numeric parts dropped."""
+    out: list[int] = []
+    for part in text.split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits or digits != part:
+            if digits and part.startswith(digits):
+                out.append(int(digits))
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def adapted(server: Any) -> bool:
+    """Whether `adapt` took on this server."""
+    return isinstance(getattr(server, "_lua_runtime", None), _FastRuntime)
+
+
+def adapt(server: Any) -> bool:
+    """Install the adaptation on a new FakeServer; True if it took, False (server unchanged,
+    plain fakeredis) when this fakeredis is not one it was made for."""
+    if adapted(server):
+        return True
+    fakeredis = _fakeredis()
+    version = version_of(getattr(fakeredis, "__version__", "0"))
+    if not MIN_VERSION <= version < (3,):
+        return False
+    try:
+        runtime = _server_runtime(fakeredis, server)
+        if not _has_expected_internals(server, runtime):
+            return False
+    except Exception:
+        return False
+    fast = _FastRuntime(server, runtime)
+    lua_redis = runtime.globals()[b"redis"]
+    saved = {name: lua_redis[name] for name in (b"call", b"pcall", b"sha1hex")}
+    server._lua_runtime = fast
+    lua_redis[b"call"], lua_redis[b"pcall"] = fast.lua_call, fast.lua_pcall
+    if saved[b"sha1hex"] is None:
+        lua_redis[b"sha1hex"] = fast.sha1hex
+    if _probe(fakeredis, server):
+        return True
+    server._lua_runtime = runtime
+    for name, value in saved.items():
+        lua_redis[name] = value
+    return False
+
+
+def _server_runtime(fakeredis: Any, server: Any) -> Any:
+    """fakeredis's shared Lua runtime for `server`, made the way its EVAL makes it
+    (``ScriptingCommandsMixin._get_server_runtime``, 2.34+), on a connection of our own."""
+    client = fakeredis.FakeRedis(server=server)
+    conn = client.connection_pool.make_connection()
+    try:
+        conn.connect()
+        return conn._sock._get_server_runtime(server)
+    finally:
+        conn.disconnect()
+        client.close()
+
+
+def _has_expected_internals(server: Any, runtime: Any) -> bool:
+    """What the adaptation relies on, as fakeredis 2.34-2.41 keep it on the server."""
+    expected = getattr(server, "_lua_expected_globals", None)
+    current = getattr(server, "_lua_current_socket", None)
+    cache = getattr(server, "script_cache", None)
+    if type(runtime).__name__ != "LuaRuntime" or not hasattr(runtime, "compile"):
+        return False
+    if not isinstance(expected, set) or not isinstance(current, list) or len(current) != 1:
+        return False
+    if not isinstance(cache, dict):
+        return False
+    lua_redis = runtime.globals()[b"redis"]
+    return lua_redis is not None and lua_redis[b"call"] is not None and lua_redis[b"pcall"] is not None
+
+
+def _probe(fakeredis: Any, server: Any) -> bool:
+    """Run a script twice (compiled, then cached) that calls redis.call and pcall; True if
+    fakeredis answers as it would without the adaptation. Leaves no script or key behind."""
+    source = b"return {ARGV[1], redis.call('PING')['ok'], redis.pcall('NOSUCHCMD')['err'] ~= nil, #KEYS}"
+    before = set(server.script_cache)
+    client = fakeredis.FakeRedis(server=server)
+    try:
+        ok = all(client.eval(source, 1, "k", f"v{i}") == [f"v{i}".encode(), b"PONG", 1, 1] for i in range(2))
+    except Exception:
+        ok = False
+    finally:
+        client.close()
+    for sha in set(server.script_cache) - before:
+        del server.script_cache[sha]
+    return ok
+
+
+def _sha1hex(data: bytes) -> bytes:
+    return hashlib.sha1(data).hexdigest().encode()
+
+
+class _CleanGlobals:
+    """What `_check_for_lua_globals` sees when Lua found no new global: only the expected."""
+
+    def __init__(self, expected: set[Any]) -> None:
+        self._expected = expected
+
+    def keys(self) -> set[Any]:
+        return self._expected
+
+
+class _FastRuntime:
+    """Stands in for fakeredis's shared LuaRuntime (``server._lua_runtime``): `execute`
+    runs cached chunks, the GC call after each script is a step, `globals()` is cheap while
+    no new global exists; everything else is the runtime's own."""
+
+    def __init__(self, server: Any, runtime: Any) -> None:
+        self._server = server
+        self._runtime = runtime
+        self._chunks: dict[bytes, Any] = {}
+        self._chunks_of: Any = server.script_cache  # the script cache the chunks were kept for
+        self.table_from = runtime.table_from
+        expected: set[Any] = server._lua_expected_globals
+        self._clean = _CleanGlobals(expected)
+        # Upvalues, not globals: a script that reassigns `next` or `collectgarbage` changes nothing here.
+        self._has_new_global = runtime.eval(
+            "function(expected) local next, G = next, _G return function() "
+            "for k in next, G do if expected[k] == nil then return true end end return false end end"
+        )(runtime.table_from(dict.fromkeys(expected, True)))
+        self._gc_step = runtime.eval("function() local gc = collectgarbage return function() gc('step', 0) end end")()
+        current = server._lua_current_socket
+
+        # As fakeredis's own redis.call / redis.pcall wrappers, handing the socket this runtime.
+        def lua_call(op: Any, *args: Any) -> Any:
+            return current[0]._lua_redis_call(self, expected, op, *args)
+
+        def lua_pcall(op: Any, *args: Any) -> Any:
+            return current[0]._lua_redis_pcall(self, expected, op, *args)
+
+        self.lua_call = lua_call
+        self.lua_pcall = lua_pcall
+        # redis.sha1hex as real servers have it (fakeredis lacks it): one argument, a
+        # string or a number (as Lua writes it), hashed with SHA-1, lowercase hex.
+        self.sha1hex = runtime.eval(
+            "function(sha1) local select, type, tostring, error = select, type, tostring, error "
+            "return function(...) local s = ... "
+            "if select('#', ...) ~= 1 or (type(s) ~= 'string' and type(s) ~= 'number') then "
+            "error('wrong number of arguments') end return sha1(tostring(s)) end end"
+        )(_sha1hex)
+
+    def execute(self, source: Any, *args: Any) -> Any:
+        if source == "collectgarbage()" and not args:  # fakeredis's cleanup after each script
+            return self._gc_step()
+        if args or not isinstance(source, bytes):
+            return self._runtime.execute(source, *args)
+        if self._chunks_of is not self._server.script_cache or len(self._chunks) >= MAX_CHUNKS:
+            self._chunks = {}  # SCRIPT FLUSH (fakeredis replaced its cache), or too many kept
+            self._chunks_of = self._server.script_cache
+        chunk = self._chunks.get(source)
+        if chunk is None:
+            try:
+                chunk = self._runtime.compile(source)
+            except Exception:
+                return self._runtime.execute(source)  # raises exactly as fakeredis has it raise
+            self._chunks[source] = chunk
+        return chunk()
+
+    def globals(self) -> Any:
+        return self._runtime.globals() if self._has_new_global() else self._clean
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
