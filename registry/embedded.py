@@ -33,6 +33,8 @@ import hashlib
 import threading
 from typing import Any
 
+import redis
+
 from .errors import RegistryError
 
 MIN_VERSION = (2, 34)  # the first fakeredis with one Lua runtime per server
@@ -53,38 +55,54 @@ def _fakeredis() -> Any:
 
 
 def embedded_server() -> Any:
-    """The process's embedded FakeServer (adapted when this fakeredis allows it)."""
+    """The process's embedded FakeServer, made on first use."""
     global _server
     with _lock:
         if _server is None:
-            server = _fakeredis().FakeServer()
-            adapt(server)
-            _server = server
+            _server = new_server()
         return _server
+
+
+def new_server() -> Any:
+    """A new FakeServer, adapted when this fakeredis allows it (else plain)."""
+    server = _fakeredis().FakeServer()
+    adapt(server)
+    return server
 
 
 def embedded_client() -> Any:
     """An in-process fakeredis client with Lua on the process's embedded server: the default
     when no Redis is given. Every call returns a new client on the same server."""
-    return _fakeredis().FakeRedis(server=embedded_server())
+    return client_for(embedded_server())
+
+
+def client_for(server: Any, **kwargs: Any) -> Any:
+    """A fakeredis.FakeRedis on `server`; on an adapted server one that hands EVALSHA and
+    EVAL to the fake server directly (see `_direct_client_class`)."""
+    fakeredis = _fakeredis()
+    cls = _direct_client_class(fakeredis) if adapted(server) else fakeredis.FakeRedis
+    return cls(server=server, **kwargs)
 
 
 def embedded_async_client() -> Any:
-    """As embedded_client, a fakeredis.FakeAsyncRedis (for AsyncThreadRegistry)."""
+    """As embedded_client, a fakeredis.FakeAsyncRedis (for AsyncThreadRegistry); the
+    server's adaptation serves it as well."""
     return _fakeredis().FakeAsyncRedis(server=embedded_server())
 
 
 def version_of(text: str) -> tuple[int, ...]:
-    """(2, 41, 0) from "2.41.0"; trailing non-numeric parts dropped."""
+    """(2, 41, 0) from "2.41.0"; from the first part that is not a plain number on, nothing."""
     out: list[int] = []
     for part in text.split("."):
-        digits = "".join(c for c in part if c.isdigit())
-        if not digits or digits != part:
-            if digits and part.startswith(digits):
-                out.append(int(digits))
+        if not part.isdigit():
             break
-        out.append(int(digits))
+        out.append(int(part))
     return tuple(out)
+
+
+def supported(version: tuple[int, ...]) -> bool:
+    """Whether `adapt` tries this fakeredis version: 2.34 and later 2.x."""
+    return MIN_VERSION <= version < (3,)
 
 
 def adapted(server: Any) -> bool:
@@ -98,8 +116,7 @@ def adapt(server: Any) -> bool:
     if adapted(server):
         return True
     fakeredis = _fakeredis()
-    version = version_of(getattr(fakeredis, "__version__", "0"))
-    if not MIN_VERSION <= version < (3,):
+    if not supported(version_of(getattr(fakeredis, "__version__", ""))):
         return False
     try:
         runtime = _server_runtime(fakeredis, server)
@@ -115,6 +132,7 @@ def adapt(server: Any) -> bool:
     if saved[b"sha1hex"] is None:
         lua_redis[b"sha1hex"] = fast.sha1hex
     if _probe(fakeredis, server):
+        fast.forget_chunks()
         return True
     server._lua_runtime = runtime
     for name, value in saved.items():
@@ -169,6 +187,68 @@ def _probe(fakeredis: Any, server: Any) -> bool:
 
 def _sha1hex(data: bytes) -> bytes:
     return hashlib.sha1(data).hexdigest().encode()
+
+
+DIRECT_COMMANDS = frozenset(("EVALSHA", "EVAL"))
+_direct_class: Any = None
+
+
+def _direct_client_class(fakeredis: Any) -> Any:
+    """A FakeRedis whose EVALSHA and EVAL skip the wire: redis-py would pack the command
+    into RESP, take a pooled connection, and fakeredis would parse the RESP back, about
+    60 µs a call. Here the command's fields go straight to fakeredis's own command
+    processing (``FakeSocket._process_command``: ACL, server lock, arity, NOSCRIPT, the
+    script run) on one connection of this client's, and the reply is read and raised as
+    redis-py's would be (``read_response``). Every other command, and any call with
+    options, takes redis-py's ordinary path."""
+    global _direct_class
+    if _direct_class is not None:
+        return _direct_class
+
+    class EmbeddedRedis(fakeredis.FakeRedis):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._direct_lock = threading.Lock()  # one request-reply at a time on the connection
+            self._direct_conn: Any = None
+
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            if options or args[0] not in DIRECT_COMMANDS or self.connection is not None:
+                return super().execute_command(*args, **options)
+            with self._direct_lock:
+                conn = self._direct_conn
+                if conn is None:
+                    conn = self._direct_conn = self.connection_pool.make_connection()
+                sock = conn._sock
+                if sock is None or sock.responses is None or getattr(sock, "_killed", False):
+                    conn.disconnect()  # closed or killed (CLIENT KILL): reconnect, as redis-py would
+                    conn.connect()
+                    sock = conn._sock
+                if not sock._server.connected:
+                    raise redis.ConnectionError(CONNECTION_ERROR)
+                encoder = conn.encoder
+                sock._process_command([_field(a, encoder) for a in args])
+                return conn.read_response()
+
+        def close(self) -> None:
+            with self._direct_lock:
+                if self._direct_conn is not None:
+                    self._direct_conn.disconnect()
+                    self._direct_conn = None
+            super().close()
+
+    _direct_class = EmbeddedRedis
+    return EmbeddedRedis
+
+
+CONNECTION_ERROR = "FakeRedis is emulating a connection error."  # fakeredis's own words
+
+
+def _field(value: Any, encoder: Any) -> bytes:
+    """A command argument as redis-py would put it on the wire (str the common case)."""
+    if type(value) is str:
+        return value.encode(encoder.encoding, encoder.encoding_errors)
+    field: bytes = encoder.encode(value)
+    return field
 
 
 class _CleanGlobals:
@@ -236,6 +316,9 @@ class _FastRuntime:
                 return self._runtime.execute(source)  # raises exactly as fakeredis has it raise
             self._chunks[source] = chunk
         return chunk()
+
+    def forget_chunks(self) -> None:
+        self._chunks = {}
 
     def globals(self) -> Any:
         return self._runtime.globals() if self._has_new_global() else self._clean

@@ -1,7 +1,10 @@
 """Fixtures: real redis-server processes started here, and fakeredis with Lua.
 
-`backend` is parametrized over "redis" (a throwaway server, one per test session) and
-"fake" (a fresh fakeredis server per test), so every behavioural test runs on both.
+`backend` is parametrized over "redis" (a throwaway server, one per test session), "fake"
+(a fresh embedded server per test: fakeredis as `registry.embedded` adapts it, what
+`get_registry()` and the demo run on) and "fake-plain" (a fresh, unadapted fakeredis
+server, what `ThreadRegistry(fakeredis.FakeRedis())` runs on), so every behavioural test
+runs on all three.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from registry import ThreadRegistry
+from registry import ThreadRegistry, embedded
 from registry.aio import AsyncThreadRegistry
 from tests.servers import RedisServer
 from tests.sync_view import SyncView
@@ -38,7 +41,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite's modules (RUN_ON_CLUSTER = True) also on a 3-primary Redis Cluster."""
     explicit = any("backend" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize"))
     if "backend" in metafunc.fixturenames and not explicit:
-        backends = ["redis", "fake"]
+        backends = ["redis", "fake", "fake-plain"]
         if getattr(metafunc.module, "RUN_ON_CLUSTER", False):
             backends.append("cluster")
         metafunc.parametrize("backend", backends, indirect=True)
@@ -61,8 +64,16 @@ def client(backend: str, request: pytest.FixtureRequest) -> Iterator[Any]:
         c.close()
     elif backend == "cluster":
         yield request.getfixturevalue("cluster_client")
+    elif backend == "fake":
+        yield fake_client()
     else:
         yield fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def fake_client() -> Any:
+    """A client on a new embedded server, adapted as registry.embedded does it (or plain,
+    on a fakeredis that adaptation does not know; test_embedded says which)."""
+    return embedded.client_for(embedded.new_server())
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -22,6 +22,7 @@ from registry import (
     RootConflictError,
     ThreadIdConflictError,
     ThreadRegistry,
+    embedded,
 )
 from registry.aio import AsyncThreadRegistry
 from tests.conftest import keyspace
@@ -267,7 +268,7 @@ def test_async_batch_of_100_is_one_round_trip(redis_server: RedisServer) -> None
 # ---------------------------------------------------------------- cancellation
 
 
-@pytest.mark.parametrize("backend_kind", ["redis", "fake"])
+@pytest.mark.parametrize("backend_kind", ["redis", "fake", "fake-plain"])
 def test_cancelled_calls_leave_no_half_state(backend_kind: str, redis_server: RedisServer) -> None:
     """Cancel many awaiting operations at random moments: each script ran whole or not at all."""
 
@@ -298,9 +299,9 @@ def test_cancelled_calls_leave_no_half_state(backend_kind: str, redis_server: Re
         aclient: Any = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
         check = ThreadRegistry(redis_server.client(), namespace="cancel", ttl=None)
     else:
-        server = fakeredis.FakeServer()
+        server = embedded.new_server() if backend_kind == "fake" else fakeredis.FakeServer()
         aclient = fakeredis.FakeAsyncRedis(server=server)
-        check = ThreadRegistry(fakeredis.FakeRedis(server=server), namespace="cancel", ttl=None)
+        check = ThreadRegistry(embedded.client_for(server), namespace="cancel", ttl=None)
     asyncio.run(main(aclient, check))
 
 

@@ -31,7 +31,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from registry import RegistryError, ThreadRegistry
+from registry import RegistryError, ThreadRegistry, embedded
 from tests.model import ModelRegistry
 from tests.servers import RedisServer
 
@@ -366,5 +366,7 @@ def test_model_on_redis_server(module_server: RedisServer) -> None:
         client.close()
 
 
-def test_model_on_fakeredis() -> None:
-    run_machine(lambda: fakeredis.FakeRedis(server=fakeredis.FakeServer()))
+@pytest.mark.parametrize("adapted", [True, False], ids=["embedded", "plain"])
+def test_model_on_fakeredis(adapted: bool) -> None:
+    """On the embedded server as registry.embedded adapts it, and on plain fakeredis."""
+    run_machine(lambda: embedded.client_for(embedded.new_server() if adapted else fakeredis.FakeServer()))

@@ -74,7 +74,7 @@ from hypothesis.stateful import (
 )
 
 import registry
-from registry import RegistryError, RootConflictError, ThreadInfo, ThreadRegistry
+from registry import RegistryError, RootConflictError, ThreadInfo, ThreadRegistry, embedded
 from tests.clock import VirtualClock
 from tests.servers import RedisServer
 
@@ -757,9 +757,10 @@ FAKE_STEPS = [0.01, 0.5, 0.99, 1.0, 1.001, 1.2, 1.3, 4.99, 5.0, 5.1, 6.5, 59.9, 
 
 class FakeTimedMachine(TimedRegistryMachine):
     clock = FAKE_CLOCK
+    adapted = True  # on the embedded server as registry.embedded adapts it, else plain fakeredis
 
     def new_client(self) -> Any:
-        return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return embedded.client_for(embedded.new_server() if self.adapted else fakeredis.FakeServer())
 
     @initialize(ttls=st.sampled_from(FAKE_TTL_ORDERS))
     def setup(self, ttls: tuple[float | None, ...]) -> None:
@@ -772,10 +773,12 @@ class FakeTimedMachine(TimedRegistryMachine):
 
 # Hypothesis stops shrinking after 5 minutes; let it report what it has by then.
 @pytest.mark.timeout(600)
-def test_model_time_on_fakeredis() -> None:
+@pytest.mark.parametrize("adapted", [True, False], ids=["embedded", "plain"])
+def test_model_time_on_fakeredis(adapted: bool) -> None:
+    machine = type("Machine", (FakeTimedMachine,), {"adapted": adapted})
     with FAKE_CLOCK.installed():
         run_state_machine_as_test(
-            FakeTimedMachine,
+            machine,
             settings=settings(
                 max_examples=60,
                 stateful_step_count=40,
@@ -849,12 +852,13 @@ class Env:
         return ThreadRegistry(self.client, namespace=NAMESPACE, ttl=ttl)
 
 
-@pytest.fixture(params=["fake", "redis"])
+@pytest.fixture(params=["fake", "fake-plain", "redis"])
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    if request.param == "fake":
+    if request.param != "redis":
         clock = VirtualClock()
+        fake_server = embedded.new_server() if request.param == "fake" else fakeredis.FakeServer()
         with clock.installed():
-            yield Env(fakeredis.FakeRedis(server=fakeredis.FakeServer()), clock.advance)
+            yield Env(embedded.client_for(fake_server), clock.advance)
         return
     server: RedisServer = request.getfixturevalue("module_server")
     client = server.client()

@@ -1,0 +1,180 @@
+"""The embedded backend's adaptation of fakeredis (registry/embedded.py) changes speed only.
+
+Each script here runs on a plain fakeredis server and on an adapted one, and every answer
+(reply or error text) and every key written must be the same. The registry's own scripts
+run on both in the behaviour suites (backends "fake" and "fake-plain").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from registry import ThreadRegistry, embedded
+from registry.default import embedded_client as default_embedded_client
+
+ADAPTS = embedded.supported(embedded.version_of(fakeredis.__version__))
+
+
+def outcome(client: Any, *command: Any) -> Any:
+    try:
+        return ("reply", client.execute_command(*command))
+    except redis.ResponseError as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def pair() -> tuple[Any, Any]:
+    """(plain, adapted) clients, each on a new server."""
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer()), embedded.client_for(embedded.new_server())
+
+
+def snapshot(client: Any) -> dict[bytes, Any]:
+    return {key: client.dump(key) for key in sorted(client.keys())}
+
+
+# (script, numkeys, keys and args...) run in this order on both servers
+SCRIPTS: list[tuple[Any, ...]] = [
+    ("return {1, 'two', {3, 'four'}, ARGV[1], #KEYS}", 1, "k", "a"),
+    ("return {1, 'two', {3, 'four'}, ARGV[1], #KEYS}", 1, "k", "b"),  # the same text, cached now
+    ("return redis.call('SET', KEYS[1], ARGV[1])", 1, "k", "v"),
+    ("return redis.call('GET', KEYS[1])", 1, "k"),
+    ("return {redis.call('HSET', KEYS[1], 'f', 1.5), redis.call('HGETALL', KEYS[1])}", 1, "h"),
+    ("return redis.status_reply('FINE')", 0),
+    ("return redis.error_reply('MYERR custom')", 0),
+    ("return redis.pcall('INCR', KEYS[1])", 1, "k"),
+    ("return redis.call('INCR', KEYS[1])", 1, "k"),
+    ("return redis.call('NOSUCHCOMMAND')", 0),
+    ("return redis.call('GET')", 0),
+    ("return redis.call('GET', {})", 0),
+    ("return {1, nil, 3}", 0),
+    ("return 3.99", 0),
+    ("return cjson.encode({a = 1})", 0),
+    ("if ARGV[1] == 'x' then error('boom') end return ARGV[1]", 0, "x"),
+    ("if ARGV[1] == 'x' then error('boom') end return ARGV[1]", 0, "y"),  # an error poisons nothing
+    ("if ARGV[1] == 'x' then error('boom') end return ARGV[1]", 0, "x"),
+    ("return 1 +", 0),  # does not compile: the same error, twice
+    ("return 1 +", 0),
+    ("local t = {} t.x = 1 return t.x", 0),
+    ("undefined_global_read = nil return tostring(some_undefined_name)", 0),
+    ("leaked = 1 return 1", 0),  # assigns a global: refused after the script
+    ("leaked2 = 1 return redis.call('SET', 'after-global', 1)", 0),  # refused before the call
+    ("return redis.call('GET', 'after-global')", 0),
+    ("return 'still runs'", 0),
+    ("next = function() return nil end return 1", 0),  # reassigning a builtin is not a new global
+    ("return redis.call('SET', KEYS[1], 'after-next')", 1, "k2"),
+    ("leaked3 = 1 return 1", 0),  # still caught with `next` replaced
+    ("return redis.call('GET', KEYS[1])", 1, "k2"),
+]
+
+
+def test_adapted_where_this_fakeredis_allows() -> None:
+    """2.34+ 2.x is adapted (tested on 2.34.1 and 2.41.0); anything else is plain fakeredis."""
+    server = embedded.new_server()
+    assert embedded.adapted(server) == ADAPTS
+    assert isinstance(embedded.client_for(server), fakeredis.FakeRedis)
+    assert embedded.supported((2, 34, 0)) and embedded.supported((2, 41, 0))
+    assert not embedded.supported((2, 33, 0)) and not embedded.supported((2, 26, 2))
+    assert not embedded.supported((3, 0, 0))
+
+
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted: the plain one is the embedded one")
+def test_scripts_answer_alike_on_plain_and_adapted() -> None:
+    plain, fast = pair()
+    for command in SCRIPTS:
+        want = outcome(plain, "EVAL", *command)
+        assert outcome(fast, "EVAL", *command) == want, command
+    assert snapshot(fast) == snapshot(plain)
+
+
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_evalsha_and_script_flush() -> None:
+    """A flush empties fakeredis's script cache, so EVALSHA answers NOSCRIPT, and drops the
+    compiled chunks with it."""
+    plain, fast = pair()
+    for client in (plain, fast):
+        sha = client.script_load("return ARGV[1]")
+        assert client.evalsha(sha, 0, "a") == b"a"
+        assert client.evalsha(sha, 0, "b") == b"b"
+    runtime = fast.connection_pool.connection_kwargs["server"]._lua_runtime
+    assert len(runtime._chunks) == 1
+    for client in (plain, fast):
+        client.script_flush()
+        with pytest.raises(redis.exceptions.NoScriptError):
+            client.evalsha(sha, 0, "c")
+        assert client.eval("return 'other'", 0) == b"other"
+    assert len(runtime._chunks) == 1  # only the script run since the flush
+
+
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_sha1hex_as_real_servers_have_it() -> None:
+    _, fast = pair()
+    for text in (b"", b"abc", "ünï".encode(), bytes(range(256)) * 300):
+        assert fast.eval("return redis.sha1hex(ARGV[1])", 0, text) == hashlib.sha1(text).hexdigest().encode()
+    assert fast.eval("return redis.sha1hex(12)", 0) == hashlib.sha1(b"12").hexdigest().encode()
+    for bad in ("redis.sha1hex()", "redis.sha1hex({})", "redis.sha1hex('a', 'b')"):
+        with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+            fast.eval(f"return {bad}", 0)
+
+
+def test_one_client_many_threads() -> None:
+    """The direct EVALSHA path serves one request at a time per client: each thread gets
+    its own reply."""
+    client = embedded.client_for(embedded.new_server())
+    sha = client.script_load("redis.call('INCR', 'n') return ARGV[1]")
+    wrong: list[Any] = []
+
+    def work(t: int) -> None:
+        for i in range(200):
+            reply = client.evalsha(sha, 0, f"{t}-{i}")
+            if reply != f"{t}-{i}".encode():
+                wrong.append(reply)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert wrong == []
+    assert client.get("n") == b"1200"
+
+
+def test_closed_client_reconnects_and_a_down_server_refuses() -> None:
+    server = embedded.new_server()
+    client = embedded.client_for(server)
+    assert client.eval("return 1", 0) == 1
+    client.close()
+    assert client.eval("return 2", 0) == 2
+    server.connected = False
+    try:
+        with pytest.raises(redis.ConnectionError):
+            client.eval("return 3", 0)
+    finally:
+        server.connected = True
+    assert client.eval("return 4", 0) == 4
+
+
+def test_the_process_has_one_embedded_server() -> None:
+    a, b = default_embedded_client(), embedded.embedded_client()
+    a.set("embedded-test-key", "1")
+    try:
+        assert b.get("embedded-test-key") == b"1"
+        assert embedded.embedded_async_client().connection_pool.connection_kwargs["server"] is (
+            embedded.embedded_server()
+        )
+    finally:
+        a.delete("embedded-test-key")
+
+
+def test_registry_on_the_embedded_client() -> None:
+    reg = ThreadRegistry(embedded.client_for(embedded.new_server()), namespace="emb")
+    root = reg.initialize_root("acme")
+    router = reg.extend_chain(reg.extend_chain(root, "console"), "router")
+    leaf = reg.extend_chain(router, "leaf")
+    assert reg.lookup(leaf) == "system.acme.console.router.leaf"
+    assert reg.prune_for_response(leaf) == ("router", router)
+    assert reg.get_or_create("system.acme.console.router") == router
