@@ -205,7 +205,7 @@ def _direct_client_class(fakeredis: Any) -> Any:
     if _direct_class is not None:
         return _direct_class
 
-    class EmbeddedRedis(fakeredis.FakeRedis):  # type: ignore[misc,name-defined]
+    class EmbeddedRedis(fakeredis.FakeRedis):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._direct_lock = threading.Lock()  # one request-reply at a time on the connection
@@ -279,7 +279,9 @@ class _FastRuntime:
             "function(expected) local next, G = next, _G return function() "
             "for k in next, G do if expected[k] == nil then return true end end return false end end"
         )(runtime.table_from(dict.fromkeys(expected, True)))
-        self._gc_step = runtime.eval("function() local gc = collectgarbage return function() gc('step', 0) end end")()
+        self._gc_step = runtime.eval(
+            "function() local gc = collectgarbage return function() gc('step', 0) end end"
+        )()
         current = server._lua_current_socket
 
         # As fakeredis's own redis.call / redis.pcall wrappers, handing the socket this runtime.
