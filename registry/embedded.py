@@ -29,6 +29,7 @@ returns False, and the embedded client is plain fakeredis (correct, only slower)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from typing import Any
@@ -80,14 +81,20 @@ def client_for(server: Any, **kwargs: Any) -> Any:
     """A fakeredis.FakeRedis on `server`; on an adapted server one that hands EVALSHA and
     EVAL to the fake server directly (see `_direct_client_class`)."""
     fakeredis = _fakeredis()
-    cls = _direct_client_class(fakeredis) if adapted(server) else fakeredis.FakeRedis
+    cls = _direct_client_class(fakeredis, "sync") if adapted(server) else fakeredis.FakeRedis
+    return cls(server=server, **kwargs)
+
+
+def async_client_for(server: Any, **kwargs: Any) -> Any:
+    """As client_for, a fakeredis.FakeAsyncRedis."""
+    fakeredis = _fakeredis()
+    cls = _direct_client_class(fakeredis, "aio") if adapted(server) else fakeredis.FakeAsyncRedis
     return cls(server=server, **kwargs)
 
 
 def embedded_async_client() -> Any:
-    """As embedded_client, a fakeredis.FakeAsyncRedis (for AsyncThreadRegistry); the
-    server's adaptation serves it as well."""
-    return _fakeredis().FakeAsyncRedis(server=embedded_server())
+    """As embedded_client, a fakeredis.FakeAsyncRedis (for AsyncThreadRegistry)."""
+    return async_client_for(embedded_server())
 
 
 def version_of(text: str) -> tuple[int, ...]:
@@ -190,25 +197,25 @@ def _sha1hex(data: bytes) -> bytes:
 
 
 DIRECT_COMMANDS = frozenset(("EVALSHA", "EVAL"))
-_direct_class: Any = None
+_direct_classes: dict[str, Any] = {}
 
 
-def _direct_client_class(fakeredis: Any) -> Any:
-    """A FakeRedis whose EVALSHA and EVAL skip the wire: redis-py would pack the command
-    into RESP, take a pooled connection, and fakeredis would parse the RESP back, about
-    60 µs a call. Here the command's fields go straight to fakeredis's own command
-    processing (``FakeSocket._process_command``: ACL, server lock, arity, NOSCRIPT, the
-    script run) on one connection of this client's, and the reply is read and raised as
-    redis-py's would be (``read_response``). Every other command, and any call with
-    options, takes redis-py's ordinary path."""
-    global _direct_class
-    if _direct_class is not None:
-        return _direct_class
+def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
+    """A FakeRedis (or FakeAsyncRedis) whose EVALSHA and EVAL skip the wire: redis-py
+    would pack the command into RESP and take a pooled connection, and fakeredis would
+    parse the RESP back: about 60 µs a call. Here the command's fields go straight to
+    fakeredis's own command processing (``FakeSocket._process_command``: ACL, server
+    lock, arity, NOSCRIPT, the script run) on one connection of this client's, one
+    request at a time, and the reply is read, decoded and raised by the connection's own
+    ``read_response``. Every other command, and any call with options, takes redis-py's
+    ordinary path."""
+    if kind in _direct_classes:
+        return _direct_classes[kind]
 
     class EmbeddedRedis(fakeredis.FakeRedis):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._direct_lock = threading.Lock()  # one request-reply at a time on the connection
+            self._direct_lock = threading.Lock()
             self._direct_conn: Any = None
 
         def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -218,15 +225,10 @@ def _direct_client_class(fakeredis: Any) -> Any:
                 conn = self._direct_conn
                 if conn is None:
                     conn = self._direct_conn = self.connection_pool.make_connection()
-                sock = conn._sock
-                if sock is None or sock.responses is None or getattr(sock, "_killed", False):
+                if _needs_connecting(conn):
                     conn.disconnect()  # closed or killed (CLIENT KILL): reconnect, as redis-py would
                     conn.connect()
-                    sock = conn._sock
-                if not sock._server.connected:
-                    raise redis.ConnectionError(CONNECTION_ERROR)
-                encoder = conn.encoder
-                sock._process_command([_field(a, encoder) for a in args])
+                _process(conn, args)
                 return conn.read_response()
 
         def close(self) -> None:
@@ -236,8 +238,49 @@ def _direct_client_class(fakeredis: Any) -> Any:
                     self._direct_conn = None
             super().close()
 
-    _direct_class = EmbeddedRedis
-    return EmbeddedRedis
+    class EmbeddedAsyncRedis(fakeredis.FakeAsyncRedis):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._direct_lock = asyncio.Lock()
+            self._direct_conn: Any = None
+
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            if options or args[0] not in DIRECT_COMMANDS or self.connection is not None:
+                return await super().execute_command(*args, **options)
+            async with self._direct_lock:
+                conn = self._direct_conn
+                if conn is None:
+                    conn = self._direct_conn = self.connection_pool.make_connection()
+                if _needs_connecting(conn):
+                    await conn.disconnect()
+                    await conn.connect()
+                _process(conn, args)
+                return await conn.read_response()
+
+        async def aclose(self, close_connection_pool: bool | None = None) -> None:
+            async with self._direct_lock:
+                if self._direct_conn is not None:
+                    await self._direct_conn.disconnect()
+                    self._direct_conn = None
+            await super().aclose(close_connection_pool)
+
+    _direct_classes.update(sync=EmbeddedRedis, aio=EmbeddedAsyncRedis)
+    return _direct_classes[kind]
+
+
+def _needs_connecting(conn: Any) -> bool:
+    sock = conn._sock
+    return sock is None or sock.responses is None or bool(getattr(sock, "_killed", False))
+
+
+def _process(conn: Any, args: tuple[Any, ...]) -> None:
+    """Hand a command to the connection's fake socket, as its RESP parser would; the reply
+    waits in the socket's response queue."""
+    sock = conn._sock
+    if not sock._server.connected:
+        raise redis.ConnectionError(CONNECTION_ERROR)
+    encoder = conn.encoder
+    sock._process_command([_field(a, encoder) for a in args])
 
 
 CONNECTION_ERROR = "FakeRedis is emulating a connection error."  # fakeredis's own words

@@ -112,7 +112,7 @@ def make_registry(client: Any, api: str, request: pytest.FixtureRequest) -> Call
             node = client.get_default_node()
             aclient: Any = redis.asyncio.cluster.RedisCluster(host=node.host, port=node.port)
         elif isinstance(client, fakeredis.FakeRedis):
-            aclient = fakeredis.FakeAsyncRedis(server=client.connection_pool.connection_kwargs["server"])
+            aclient = embedded.async_client_for(client.connection_pool.connection_kwargs["server"])
         else:
             aclient = redis.asyncio.Redis(
                 connection_pool=redis.asyncio.ConnectionPool(**client.connection_pool.connection_kwargs)

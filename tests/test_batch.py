@@ -300,7 +300,7 @@ def test_cancelled_calls_leave_no_half_state(backend_kind: str, redis_server: Re
         check = ThreadRegistry(redis_server.client(), namespace="cancel", ttl=None)
     else:
         server = embedded.new_server() if backend_kind == "fake" else fakeredis.FakeServer()
-        aclient = fakeredis.FakeAsyncRedis(server=server)
+        aclient = embedded.async_client_for(server)
         check = ThreadRegistry(embedded.client_for(server), namespace="cancel", ttl=None)
     asyncio.run(main(aclient, check))
 

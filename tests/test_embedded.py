@@ -7,6 +7,7 @@ run on both in the behaviour suites (backends "fake" and "fake-plain").
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from typing import Any
@@ -178,3 +179,23 @@ def test_registry_on_the_embedded_client() -> None:
     assert reg.lookup(leaf) == "system.acme.console.router.leaf"
     assert reg.prune_for_response(leaf) == ("router", router)
     assert reg.get_or_create("system.acme.console.router") == router
+
+
+def test_async_client_many_tasks() -> None:
+    """The asyncio twin: many tasks on one client, each gets its own reply; after aclose
+    the client connects again."""
+    server = embedded.new_server()
+
+    async def main() -> None:
+        client = embedded.async_client_for(server)
+        assert isinstance(client, fakeredis.FakeAsyncRedis)
+        sha = await client.script_load("redis.call('INCR', 'n') return ARGV[1]")
+        replies = await asyncio.gather(*(client.evalsha(sha, 0, f"t{i}") for i in range(300)))
+        assert replies == [f"t{i}".encode() for i in range(300)]
+        with pytest.raises(redis.exceptions.NoScriptError):
+            await client.evalsha("0" * 40, 0)
+        await client.aclose()
+        assert await client.eval("return redis.call('GET', 'n')", 0) == b"300"
+        await client.aclose()
+
+    asyncio.run(main())
