@@ -119,12 +119,26 @@ def measure(contenders: dict[str, Any], seconds: float) -> dict[str, dict[str, f
     return {name: {op: done[(name, op)][0] / done[(name, op)][1] for op in OPS} for name in names}
 
 
-def measure_embedded(seconds: float = 3.0) -> dict[str, float]:
-    """ops/s of each operation on the embedded client (``<op>``) and on the dict baseline
-    (``dict_<op>``), measured interleaved in this call; `seconds` per operation and each."""
-    reg = ThreadRegistry(embedded_client(), namespace="bench-embedded")
-    got = measure({"embedded": reg, "dict": DictRegistry()}, seconds)
-    return {**got["embedded"], **{f"dict_{op}": v for op, v in got["dict"].items()}}
+def contenders(plain: bool) -> dict[str, Any]:
+    """The embedded registry, plain fakeredis (if asked) and the dict baseline."""
+    out: dict[str, Any] = {"embedded": ThreadRegistry(embedded_client(), namespace="bench-embedded")}
+    if plain:
+        import fakeredis
+
+        out["plain"] = ThreadRegistry(fakeredis.FakeRedis(server=fakeredis.FakeServer()), namespace="bench")
+    out["dict"] = DictRegistry()
+    return out
+
+
+def measure_embedded(seconds: float = 3.0, plain: bool = False) -> dict[str, float]:
+    """ops/s of each operation (OPS) on the embedded client (``<op>``), on the dict
+    baseline (``dict_<op>``) and, with `plain`, on plain fakeredis (``plain_<op>``), all
+    measured interleaved in this call; `seconds` per operation and contender."""
+    got = measure(contenders(plain), seconds)
+    out = dict(got.pop("embedded"))
+    for name, figures in got.items():
+        out.update({f"{name}_{op}": v for op, v in figures.items()})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,18 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import fakeredis
 
-    contenders = {
-        "embedded": ThreadRegistry(embedded_client(), namespace="bench-embedded"),
-        "plain fakeredis": ThreadRegistry(fakeredis.FakeRedis(), namespace="bench-plain"),
-        "dict": DictRegistry(),
-    }
-    got = measure(contenders, args.seconds)
-    print(f"fakeredis {fakeredis.__version__}, ops/s ({args.seconds:g}s per operation and contender)")
-    print(f"| operation | {' | '.join(got)} | embedded / plain |")
-    print(f"|---|{'---:|' * (len(got) + 1)}")
+    from registry.embedded import adapted, embedded_server
+
+    got = measure(contenders(plain=True), args.seconds)
+    print(
+        f"fakeredis {fakeredis.__version__} (adapted: {adapted(embedded_server())}), ops/s, "
+        f"{args.seconds:g}s per operation and contender, interleaved"
+    )
+    print("| operation | embedded | plain fakeredis | dict under a lock | embedded / plain |")
+    print("|---|---:|---:|---:|---:|")
     for op in OPS:
         cells = " | ".join(f"{got[name][op]:,.0f}" for name in got)
-        print(f"| {op} | {cells} | {got['embedded'][op] / got['plain fakeredis'][op]:.1f}x |")
+        print(f"| {op} | {cells} | {got['embedded'][op] / got['plain'][op]:.1f}x |")
     return 0
 
 
