@@ -199,3 +199,18 @@ def test_async_client_many_tasks() -> None:
         await client.aclose()
 
     asyncio.run(main())
+
+
+def test_decoded_replies_and_redis_py_scripts() -> None:
+    """decode_responses and redis-py's Script helper (EVALSHA, NOSCRIPT, load, again) work
+    on the direct path as on redis-py's own."""
+    plain, fast = (
+        fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True),
+        embedded.client_for(embedded.new_server(), decode_responses=True),
+    )
+    for client in (plain, fast):
+        assert client.eval("return {'x', 1, {'ü'}}", 0) == ["x", 1, ["ü"]]
+        script = client.register_script("return ARGV[1] .. '!'")
+        assert script(args=["a"]) == "a!"
+        client.script_flush()
+        assert script(args=["b"]) == "b!"
