@@ -3,11 +3,12 @@
 fakeredis runs our scripts correctly but slowly: on every EVAL/EVALSHA it compiles the whole
 source again (a 24 KB script costs about 0.5 ms to compile), runs a full Lua
 ``collectgarbage()``, and checks for new Lua globals by copying the globals table into a
-Python set, before every ``redis.call`` as well as after the script. `adapt` changes how
-those three things are done on one FakeServer, and nothing else: the script still arrives
-by EVALSHA through redis-py, fakeredis still parses it, looks its SHA up in its own script
-cache (so SCRIPT FLUSH still makes the next EVALSHA answer NOSCRIPT), runs it in its own
-Lua runtime with its own ``redis.call``, and converts its reply and its errors itself.
+Python set, before every ``redis.call`` as well as after the script; and redis-py packs
+every command into RESP that fakeredis then parses back. `adapt` changes how those things
+are done on one FakeServer, and nothing else: the script still arrives by EVALSHA through
+the same transport, fakeredis still looks its SHA up in its own script cache (so SCRIPT
+FLUSH still makes the next EVALSHA answer NOSCRIPT), runs it in its own Lua runtime with
+its own ``redis.call``, and converts its reply and its errors itself.
 
 - Compiled chunks are kept by source text. Compiling a text always gives the same chunk, so
   this is memoisation; the cache is dropped whenever fakeredis replaces its script cache
@@ -18,13 +19,20 @@ Lua runtime with its own ``redis.call``, and converts its reply and its errors i
 - The check for new globals iterates ``_G`` in Lua and compares it with the globals the
   runtime started with; only when that finds one does fakeredis's own check run, on the
   real globals table, and raise (and, in the versions that do so, remove them) as before.
+- ``redis.sha1hex``, which real servers have and fakeredis lacks (the scripts then take
+  the same path on both).
+- The clients `client_for` / `async_client_for` make hand EVALSHA and EVAL to fakeredis's
+  command processing without RESP (see `_direct_client_class`).
 
 This reaches into fakeredis internals of the shared-Lua-runtime design, which fakeredis
 2.34 introduced (before it, each EVAL built a new runtime, and nothing can be cached).
-Checked against 2.34.1, 2.37.1 and 2.41.0 (lupa 2.x, Lua 5.1). `adapt` applies to fakeredis
-2.34 and later 2.x only, checks that every internal it uses is there and has the expected
-kind, then runs a probe script; if anything differs it leaves the server as it was and
-returns False, and the embedded client is plain fakeredis (correct, only slower).
+Tested on 2.34.1 and 2.41.0 (lupa 2.8, Lua 5.1); the lines it relies on (the runtime and
+wrappers `_get_server_runtime` keeps on the server, ``lua_runtime.execute(script)`` and
+``execute("collectgarbage()")`` in EVAL, `_check_for_lua_globals`, `_process_command`)
+read the same in every release between. `adapt` applies to fakeredis 2.34 and later 2.x
+only, checks that every internal it uses is there and has the expected kind, then runs a
+probe script; if anything differs it leaves the server as it was and returns False, and
+the embedded client is plain fakeredis (correct, only slower; tested on 2.26.0, 2.33.0).
 """
 
 from __future__ import annotations
@@ -129,9 +137,9 @@ def adapt(server: Any) -> bool:
         runtime = _server_runtime(fakeredis, server)
         if not _has_expected_internals(server, runtime):
             return False
+        fast = _FastRuntime(server, runtime)
     except Exception:
         return False
-    fast = _FastRuntime(server, runtime)
     lua_redis = runtime.globals()[b"redis"]
     saved = {name: lua_redis[name] for name in (b"call", b"pcall", b"sha1hex")}
     server._lua_runtime = fast
