@@ -142,6 +142,7 @@ def test_one_client_many_threads() -> None:
         th.join()
     assert wrong == []
     assert client.get("n") == b"1200"
+    assert (getattr(client, "_direct_conn", None) is not None) == ADAPTS  # the direct path served them
 
 
 def test_closed_client_reconnects_and_a_down_server_refuses() -> None:
