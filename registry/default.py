@@ -1,4 +1,4 @@
-"""The process-wide registry: get_registry() / reset_registry(), and the embedded backend."""
+"""The process-wide registry: get_registry() / reset_registry() (the embedded backend is in embedded.py)."""
 
 from __future__ import annotations
 
