@@ -224,6 +224,8 @@ def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
     class EmbeddedRedis(fakeredis.FakeRedis):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            pool = self.connection_pool
+            pool.connection_class = _direct_connection_class(pool.connection_class, "sync")
             self._direct_lock = threading.Lock()
             self._direct_conn: Any = None
 
@@ -250,6 +252,8 @@ def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
     class EmbeddedAsyncRedis(fakeredis.FakeAsyncRedis):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            pool = self.connection_pool
+            pool.connection_class = _direct_connection_class(pool.connection_class, "aio")
             self._direct_lock = asyncio.Lock()
             self._direct_conn: Any = None
 
@@ -277,6 +281,70 @@ def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
     return _direct_classes[kind]
 
 
+# What the transport pipelines (script loads in MULTI/EXEC, script runs, the acknowledgement);
+# none of them blocks, so handing them over one by one is what fakeredis's parser would do.
+DIRECT_PIPELINED = frozenset(("EVALSHA", "EVAL", "SCRIPT", "MULTI", "EXEC", "HINCRBY", "WAIT", "ASKING"))
+
+
+class _Commands(list):  # type: ignore[type-arg]
+    """A pipeline as `pack_commands` gives it to `send_packed_command`: the commands
+    themselves, not their RESP."""
+
+
+_direct_connections: dict[tuple[type, str], type] = {}
+
+
+def _direct_connection_class(base: type, kind: str) -> type:
+    """`base` (the pool's fakeredis connection class), except that a pipeline of only
+    DIRECT_PIPELINED commands (the transport's plan: batches, removals, acknowledged
+    writes) skips RESP: `pack_commands` keeps the commands, `send_packed_command` hands
+    them to the socket's command processing one by one, and the replies are read as ever."""
+    key = (base, kind)
+    if key in _direct_connections:
+        return _direct_connections[key]
+
+    def direct(commands: Any) -> bool:
+        return all(c and c[0] in DIRECT_PIPELINED for c in commands)
+
+    class DirectConnection(base):  # type: ignore[misc]
+        def pack_commands(self, commands: Any) -> Any:
+            commands = list(commands)
+            return _Commands(commands) if direct(commands) else super().pack_commands(commands)
+
+        def send_packed_command(self, command: Any, check_health: bool = True) -> Any:
+            if type(command) is not _Commands:
+                return super().send_packed_command(command, check_health)
+            if not self._sock:
+                self.connect()
+            try:
+                for args in command:
+                    _process(self, args)
+            except BaseException:
+                self.disconnect()
+                raise
+
+    class AsyncDirectConnection(base):  # type: ignore[misc]
+        def pack_commands(self, commands: Any) -> Any:
+            commands = list(commands)
+            return _Commands(commands) if direct(commands) else super().pack_commands(commands)
+
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> Any:
+            if type(command) is not _Commands:
+                return await super().send_packed_command(command, check_health)
+            if not self.is_connected:
+                await self.connect()
+            try:
+                for args in command:
+                    _process(self, args)
+            except BaseException:
+                await self.disconnect()
+                raise
+
+    cls = DirectConnection if kind == "sync" else AsyncDirectConnection
+    _direct_connections[key] = cls
+    return cls
+
+
 def _needs_connecting(conn: Any) -> bool:
     sock = conn._sock
     return sock is None or sock.responses is None or bool(getattr(sock, "_killed", False))
@@ -284,9 +352,9 @@ def _needs_connecting(conn: Any) -> bool:
 
 def _process(conn: Any, args: tuple[Any, ...]) -> None:
     """Hand a command to the connection's fake socket, as its RESP parser would; the reply
-    waits in the socket's response queue."""
+    waits in the socket's response queue. Refused as the socket's ``sendall`` refuses."""
     sock = conn._sock
-    if not sock._server.connected:
+    if not sock._server.connected or getattr(sock, "_killed", False):
         raise redis.ConnectionError(CONNECTION_ERROR)
     encoder = conn.encoder
     sock._process_command([_field(a, encoder) for a in args])
