@@ -21,8 +21,9 @@ its own ``redis.call``, and converts its reply and its errors itself.
   real globals table, and raise (and, in the versions that do so, remove them) as before.
 - ``redis.sha1hex``, which real servers have and fakeredis lacks (the scripts then take
   the same path on both).
-- The clients `client_for` / `async_client_for` make hand EVALSHA and EVAL to fakeredis's
-  command processing without RESP (see `_direct_client_class`).
+- The clients `client_for` / `async_client_for` make hand EVALSHA and EVAL, and the
+  transport's pipelines, to fakeredis's command processing without RESP (see
+  `_direct_client_class` and `_direct_connection_class`).
 
 This reaches into fakeredis internals of the shared-Lua-runtime design, which fakeredis
 2.34 introduced (before it, each EVAL built a new runtime, and nothing can be cached).

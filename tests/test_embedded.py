@@ -215,3 +215,41 @@ def test_decoded_replies_and_redis_py_scripts() -> None:
         assert script(args=["a"]) == "a!"
         client.script_flush()
         assert script(args=["b"]) == "b!"
+
+
+def test_pipelines_answer_alike() -> None:
+    """The transport's pipelines (script loads in MULTI/EXEC, then EVALSHA) skip RESP on the
+    embedded client; a pipeline of other commands does not. Both answer as plain fakeredis."""
+    plain, fast = pair()
+    answers = []
+    for client in (plain, fast):
+        sha = client.script_load("return redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])")
+        client.script_flush()
+        conn = client.connection_pool.get_connection()
+        try:
+            commands = [
+                ("MULTI",),
+                ("SCRIPT", "LOAD", "return redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])"),
+                ("EXEC",),
+                ("EVALSHA", sha, 1, "h", 2),
+                ("EVALSHA", "0" * 40, 0),
+                ("EVAL", "return redis.call('NOPE')", 0),
+                ("HINCRBY", "h", "n", 1),
+            ]
+            packed = conn.pack_commands(commands)
+            assert isinstance(packed, embedded._Commands) == (client is fast and ADAPTS)
+            conn.send_packed_command(packed)
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append((type(exc).__name__, str(exc)))
+        finally:
+            client.connection_pool.release(conn)
+        with client.pipeline() as pipe:
+            pipe.set("k", 1).incr("k").evalsha(sha, 1, "h", 10)
+            replies.append(pipe.execute())
+        answers.append(replies)
+    assert answers[1] == answers[0]
+    assert snapshot(fast) == snapshot(plain)
