@@ -244,10 +244,10 @@ def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
                 return conn.read_response()
 
         def close(self) -> None:
-            with self._direct_lock:
-                if self._direct_conn is not None:
-                    self._direct_conn.disconnect()
-                    self._direct_conn = None
+            # No lock: redis-py's __del__ calls close(), perhaps while this thread holds it.
+            conn, self._direct_conn = getattr(self, "_direct_conn", None), None
+            if conn is not None:
+                conn.disconnect()
             super().close()
 
     class EmbeddedAsyncRedis(fakeredis.FakeAsyncRedis):  # type: ignore[misc]
