@@ -10,15 +10,16 @@ on the embedded client, and the same operations on the dict baseline as ``dict_<
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from registry import ThreadRegistry
-from registry.embedded import embedded_client
+from registry.embedded import embedded_async_client, embedded_client
 
 OPS = ("extend_chain", "lookup", "get_or_create_existing", "prune_for_response")
 ROUNDS = 3  # slices per (operation, contender), contenders interleaved within each round
@@ -141,6 +142,47 @@ def measure_embedded(seconds: float = 3.0, plain: bool = False) -> dict[str, flo
     return out
 
 
+async def _measure_async(seconds: float) -> dict[str, dict[str, float]]:
+    """ops/s of OPS through AsyncThreadRegistry, on the embedded async client and on plain
+    FakeAsyncRedis, interleaved as `measure` does."""
+    import fakeredis
+
+    from registry.aio import AsyncThreadRegistry
+
+    regs = {
+        "embedded": AsyncThreadRegistry(embedded_async_client(), namespace="bench-embedded-aio"),
+        "plain": AsyncThreadRegistry(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()), namespace="b"),
+    }
+    calls: dict[str, dict[str, Callable[[int], Awaitable[Any]]]] = {}
+    for name, reg in regs.items():
+        root = await reg.initialize_root("acme")
+        router = await reg.extend_chain(await reg.extend_chain(root, "console"), "router")
+        chains = [f"system.acme.console.router.pool{k}" for k in range(POOL)]
+        for chain in chains:
+            await reg.get_or_create(chain)
+        leaves = [await reg.extend_chain(router, f"leaf{k}") for k in range(POOL)]
+        calls[name] = {
+            "extend_chain": lambda i, reg=reg, router=router: reg.extend_chain(router, f"a{i}"),
+            "lookup": lambda i, reg=reg, leaves=leaves: reg.lookup(leaves[i % POOL]),
+            "get_or_create_existing": lambda i, reg=reg, chains=chains: reg.get_or_create(chains[i % POOL]),
+            "prune_for_response": lambda i, reg=reg, leaves=leaves: reg.prune_for_response(leaves[i % POOL]),
+        }
+    done: dict[tuple[str, str], list[float]] = {}
+    names = list(regs)
+    for r in range(ROUNDS):
+        for op in OPS:
+            for name in names[r % 2 :] + names[: r % 2]:
+                fn, i, t0 = calls[name][op], 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds / ROUNDS:
+                    await fn(i)
+                    i += 1
+                calls_, total = done.get((name, op), [0.0, 0.0])
+                done[(name, op)] = [calls_ + i, total + time.perf_counter() - t0]
+    for reg in regs.values():
+        await reg.aclose()
+    return {name: {op: done[(name, op)][0] / done[(name, op)][1] for op in OPS} for name in names}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.embedded", description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="per operation and contender")
@@ -159,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     for op in OPS:
         cells = " | ".join(f"{got[name][op]:,.0f}" for name in got)
         print(f"| {op} | {cells} | {got['embedded'][op] / got['plain'][op]:.1f}x |")
+    aio = asyncio.run(_measure_async(args.seconds))
+    print("\nAsyncThreadRegistry, ops/s")
+    print("| operation | embedded | plain FakeAsyncRedis | embedded / plain |")
+    print("|---|---:|---:|---:|")
+    for op in OPS:
+        e, p = aio["embedded"][op], aio["plain"][op]
+        print(f"| {op} | {e:,.0f} | {p:,.0f} | {e / p:.1f}x |")
     return 0
 
 
