@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
     parser.add_argument("--requests", type=int, default=1000, help="requests the console sends (default 1000)")
     parser.add_argument("--window", type=int, default=200, help="requests in flight at most (default 200)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="requests sent per second at most (default: no limit; with --chaos 100, so the faults "
+        "have a run to hit)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every answer")
     parser.add_argument("--chaos", action="store_true", help="inject faults while the pipeline runs")
     parser.add_argument(
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         requests=args.requests,
         window=args.window,
+        rate=args.rate if args.rate is not None else (100.0 if args.chaos else None),
         timeout=args.timeout,
         chaos=args.chaos,
         progress=None if args.json else print,
@@ -112,6 +119,7 @@ def run_pipeline(
     workers: int = 4,
     requests: int = 1000,
     window: int = 200,
+    rate: float | None = None,
     timeout: float = 120.0,
     chaos: bool = False,
     drain_seconds: float = 15.0,
@@ -124,7 +132,7 @@ def run_pipeline(
     try:
         prepare_streams(client, settings.namespace)
         batch = make_requests(requests)
-        console = Console(settings, registry, batch, window)
+        console = Console(settings, registry, batch, window, rate)
         threads_before = len(registry.threads())
         pool = WorkerPool(settings, workers)
         say(
@@ -143,7 +151,7 @@ def run_pipeline(
                 injector.stop()
         quiet = console.drain(drain_seconds)
         pool.stop()
-        console.receive(block_ms=0)
+        console.receive(block_ms=None)
         console.clean()
         stats = _worker_stats(client, settings.namespace)
         threads_after = len(registry.threads())

@@ -117,14 +117,23 @@ def quiet(client: Any, namespace: str) -> bool:
 
 
 class Console:
-    """Sends requests with at most `window` in flight; reads and checks the answers."""
+    """Sends requests with at most `window` in flight (and at most `rate` a second);
+    reads and checks the answers."""
 
-    def __init__(self, settings: Settings, registry: ThreadRegistry, requests: list[Request], window: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ThreadRegistry,
+        requests: list[Request],
+        window: int,
+        rate: float | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.client = registry.client
         self.requests = requests
         self.window = window
+        self.rate = rate  # requests per second at most (None: as fast as the window allows)
         self.chain_routing = settings.routing == "chain"
         self.root = "" if self.chain_routing else registry.initialize_root(ORGANISM)
         self.by_t0: dict[str, Request] = {}
@@ -145,6 +154,9 @@ class Console:
         self._last_progress = began
         while self.tally.answered < len(self.requests) and time.monotonic() < deadline:
             room = self.window - self.in_flight
+            if self.rate:
+                allowed = int((time.monotonic() - began) * self.rate) + 1
+                room = min(room, allowed - (len(self.requests) - len(self.unsent)))
             if self.unsent and room > 0:
                 self.send(min(room, SEND_BATCH))
             self.receive(block_ms=20)
@@ -188,7 +200,8 @@ class Console:
     def _chains(self, batch: list[Request]) -> list[Outgoing]:
         return [Outgoing(ROUTER, None, r.payload, ["system", ORGANISM, r.hop, ROUTER]) for r in batch]
 
-    def receive(self, block_ms: int) -> None:
+    def receive(self, block_ms: int | None) -> None:
+        """Read and check the answers there are (waiting up to `block_ms`; None: not at all)."""
         try:
             reply = self.client.xreadgroup(GROUP, CONSOLE, {self.key: ">"}, count=500, block=block_ms)
         except FAILURES:
@@ -267,7 +280,7 @@ class Console:
             self.receive(block_ms=100)
             try:
                 if quiet(self.client, self.settings.namespace):
-                    self.receive(block_ms=0)
+                    self.receive(block_ms=None)
                     return True
             except FAILURES:
                 time.sleep(0.1)
