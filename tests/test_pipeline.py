@@ -23,6 +23,20 @@ from registry.pipeline.wire import ADD, ECHO, PLANNER, ROUTER, stream_key
 from tests.servers import RedisServer
 from tests.topology import SentinelGroup
 
+CHAOS_RUN = ("--workers", "3", "--requests", "300", "--rate", "80", "--chaos", "--json", "--timeout", "90")
+FAILOVER_RUN = (
+    "--workers",
+    "2",
+    "--requests",
+    "300",
+    "--rate",
+    "60",
+    "--chaos",
+    "--json",
+    "--timeout",
+    "120",
+)
+
 
 def _namespace() -> str:
     return f"pl-{uuid.uuid4().hex[:8]}"
@@ -55,8 +69,17 @@ def test_pipeline_under_chaos_json_last_line(redis_server: RedisServer) -> None:
     """The command as a user runs it: --chaos --json, the summary the last line of output."""
     ns = _namespace()
     proc = subprocess.run(
-        [sys.executable, "-m", "registry", "pipeline", "--url", redis_server.url, "--namespace", ns]
-        + ["--workers", "3", "--requests", "300", "--rate", "80", "--chaos", "--json", "--timeout", "90"],
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "pipeline",
+            "--url",
+            redis_server.url,
+            "--namespace",
+            ns,
+            *CHAOS_RUN,
+        ],
         capture_output=True,
         text=True,
         timeout=150,
@@ -86,8 +109,16 @@ def test_pipeline_sentinel_failover() -> None:
         old = group.primary()
         out: list[str] = []
         code = _main_capturing(
-            ["pipeline", "--sentinel", hosts, "--service", group.service_name, "--namespace", ns]
-            + ["--workers", "2", "--requests", "300", "--rate", "60", "--chaos", "--json", "--timeout", "120"],
+            [
+                "pipeline",
+                "--sentinel",
+                hosts,
+                "--service",
+                group.service_name,
+                "--namespace",
+                ns,
+                *FAILOVER_RUN,
+            ],
             out,
         )
         summary = json.loads(out[-1])

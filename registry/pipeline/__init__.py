@@ -22,6 +22,9 @@ import time
 import uuid
 from typing import Any
 
+import redis
+import redis.sentinel
+
 from ..default import URL_ENV
 from ..errors import RegistryError
 from .chaos import Chaos
@@ -40,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service", help="the Sentinels' name for the primary (with --sentinel)")
     parser.add_argument("--namespace", help="registry namespace (default: a fresh pipeline-xxxxxx)")
     parser.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
-    parser.add_argument("--requests", type=int, default=1000, help="requests the console sends (default 1000)")
+    parser.add_argument(
+        "--requests", type=int, default=1000, help="requests the console sends (default 1000)"
+    )
     parser.add_argument("--window", type=int, default=200, help="requests in flight at most (default 200)")
     parser.add_argument(
         "--rate",
@@ -53,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait-replicas",
         type=int,
-        help="replicas every write waits for (default: 1 with --sentinel, else 0)",
+        help="replicas every write waits for (default: with --sentinel, every replica the Sentinels "
+        "know at the start; else 0)",
     )
     parser.add_argument("--ttl", type=float, default=3600.0, help="thread ttl in seconds (default 3600)")
     parser.add_argument(
@@ -74,7 +80,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     for name in ("requests", "window"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} {getattr(args, name)} must be at least 1")
-    wait = args.wait_replicas if args.wait_replicas is not None else (1 if sentinels else 0)
+    wait = args.wait_replicas
+    if wait is None:
+        wait = every_replica(sentinels, args.service) if sentinels else 0
     return Settings(
         namespace=args.namespace or f"pipeline-{uuid.uuid4().hex[:6]}",
         url=None if sentinels else args.url,
@@ -87,13 +95,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def every_replica(sentinels: tuple[tuple[str, int], ...], service: str) -> int:
+    """How many healthy replicas the Sentinels know for `service` (at least 1).
+
+    Waiting for all of them is what makes an acknowledged write survive a failover:
+    once a replica is promoted, the old primary can no longer get that many
+    acknowledgements, while a replica still following it could give it one."""
+    sentinel: Any = redis.sentinel.Sentinel(list(sentinels), sentinel_kwargs={"socket_timeout": 2.0})
+    try:
+        return max(1, len(sentinel.discover_slaves(service)))
+    finally:
+        for s in sentinel.sentinels:
+            s.close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline; print the summary (last line). 0 when nothing was lost or misrouted."""
     try:
-        settings = settings_from(args)
         if args.workers < 1:
             raise ValueError(f"--workers {args.workers} must be at least 1")
-    except ValueError as exc:
+        settings = settings_from(args)
+    except (ValueError, redis.RedisError) as exc:
         print(f"thread-registry pipeline: {exc}", file=sys.stderr)
         return 2
     summary = run_pipeline(
@@ -154,7 +176,8 @@ def run_pipeline(
         console.receive(block_ms=None)
         console.clean()
         stats = _worker_stats(client, settings.namespace)
-        threads_after = len(registry.threads())
+        live = registry.threads()
+        threads_after = len(live)
         remove_streams(client, settings.namespace)
     finally:
         registry.close()
@@ -192,6 +215,17 @@ def run_pipeline(
             summary["failover_s"] = round(injector.failover_seconds, 2)
     if tally.reasons:
         summary["misrouted_examples"] = tally.reasons
+    unanswered = [r for r in batch if r.answered_at is None]
+    if unanswered:  # where each stopped: the threads still alive below its own hop
+        summary["lost_examples"] = [
+            {
+                "index": r.index,
+                "service": r.payload["svc"],
+                "sent": r.sent_at is not None,
+                "threads_left": [t.chain for t in live if r.hop in t.hops],
+            }
+            for r in unanswered[:5]
+        ]
     return summary
 
 

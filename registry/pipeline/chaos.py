@@ -94,7 +94,9 @@ class Chaos(threading.Thread):
 
     def failover(self) -> None:
         began = time.monotonic()
-        sentinels = [redis.Redis(host=h, port=p, socket_timeout=2.0) for h, p in self.settings.sentinels]
+        sentinels: list[Any] = [
+            redis.Redis(host=h, port=p, socket_timeout=2.0) for h, p in self.settings.sentinels
+        ]
         service = self.settings.service
         try:
             old = _named_primary(sentinels[0], service)
@@ -111,7 +113,7 @@ class Chaos(threading.Thread):
                 if time.monotonic() > deadline:
                     raise redis.TimeoutError(f"sentinels still name {sorted(named)} after SENTINEL FAILOVER")
                 time.sleep(0.05)
-            demoted = redis.Redis(host=old[0], port=old[1], socket_timeout=2.0)
+            demoted: Any = redis.Redis(host=old[0], port=old[1], socket_timeout=2.0)
             with contextlib.suppress(*FAULT_ERRORS), demoted:
                 demoted.execute_command("REPLICAOF", new[0], str(new[1]))
             self.failover_seconds = time.monotonic() - began
@@ -120,6 +122,6 @@ class Chaos(threading.Thread):
                 s.close()
 
 
-def _named_primary(sentinel: redis.Redis, service: str | None) -> tuple[str, int]:
+def _named_primary(sentinel: Any, service: str | None) -> tuple[str, int]:
     host, port = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service)
     return (host.decode() if isinstance(host, bytes) else str(host), int(port))

@@ -208,7 +208,9 @@ class Console:
             self.tally.errors += 1
             time.sleep(0.05)
             return
-        entries = [decode(CONSOLE, eid, fields) for _key, items in reply or () for eid, fields in items if fields]
+        entries = [
+            decode(CONSOLE, eid, fields) for _key, items in reply or () for eid, fields in items if fields
+        ]
         for msg in entries:
             self.check(msg)
         self.tally.handled += len(entries)

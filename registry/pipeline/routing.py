@@ -73,9 +73,7 @@ class RegistryRouting:
             if isinstance(action, Forward):
                 thread = next(results)
                 out.append(
-                    thread
-                    if isinstance(thread, Exception)
-                    else Outgoing(action.hop, thread, action.payload)
+                    thread if isinstance(thread, Exception) else Outgoing(action.hop, thread, action.payload)
                 )
                 continue
             path = next(results) if action.needs_path else None

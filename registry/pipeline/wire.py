@@ -120,7 +120,8 @@ def connect(settings: Settings, client_name: str) -> ThreadRegistry:
 def servers(client: Any) -> list[redis.Redis]:
     """A plain client per server holding data: each primary of a cluster, else the one."""
     if isinstance(client, redis.cluster.RedisCluster):
-        return [node.redis_connection for node in client.get_primaries()]
+        cluster: Any = client  # redis-py's cluster client is untyped
+        return [node.redis_connection for node in cluster.get_primaries()]
     return [client]
 
 

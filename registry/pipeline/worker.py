@@ -149,7 +149,9 @@ class Worker:
                     self.show(out)  # stays pending, handled again when claimed
                 else:
                     sending.append((msg, action, out))
-            add_messages(self.client, self.settings.namespace, [s[2] for s in sending], self.settings.wait_replicas)
+            add_messages(
+                self.client, self.settings.namespace, [s[2] for s in sending], self.settings.wait_replicas
+            )
             answered = [msg for msg, action, _ in sending if isinstance(action, Answer)]
             cleaned = dict(zip([m.entry_id for m in answered], self.routing.finish(answered), strict=True))
             for msg, _action, _out in sending:
