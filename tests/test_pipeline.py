@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from registry import UnknownThreadError, listener_of
 from registry.cli import main
 from registry.pipeline import Settings, run_pipeline
 from registry.pipeline.listeners import Answer, Forward, Misrouted, act
@@ -166,3 +167,161 @@ def test_listeners_decide_without_io() -> None:
     assert act(ROUTER, dict(ans, to="console#7")) == Misrouted("an answer for 'console#7' reached router")
     assert isinstance(act(ADD, dict(ans, to=ADD)), Misrouted)
     assert isinstance(act(ROUTER, dict(req, svc="nope")), Misrouted)
+
+
+# ---------------------------------------------------------------- redelivery, step by step
+#
+# Workers run in this process here, so a crash can be put exactly between two steps of a
+# handling (docs/pipeline.md, "The order of one handling"). The crash is an exception out
+# of the step; the entry stays pending; a second worker claims it (min idle 0) and handles
+# it again. The answer must reach the console, and the namespace end with its root only.
+
+
+class Crash(Exception):
+    pass
+
+
+def _one_request(settings: Settings, service: str = ADD) -> tuple[Any, Any]:
+    """A console's request, sent to the router's stream as Console.send does it."""
+    from registry.pipeline.console import Console, make_requests, prepare_streams
+    from registry.pipeline.wire import CONSOLE_CLIENT_NAME, connect
+
+    registry = connect(settings, CONSOLE_CLIENT_NAME)
+    prepare_streams(registry.client, settings.namespace)
+    requests = [r for r in make_requests(3) if r.payload["svc"] == service]
+    console = Console(settings, registry, requests, window=10)
+    console.send(1)
+    return console, registry
+
+
+def _until_answered(console: Any, workers: list[Any], rounds: int = 20) -> None:
+    for _ in range(rounds):
+        for w in workers:
+            w.handle(w.claim(), claimed=True)
+            w.handle(w.read())
+        console.receive(block_ms=None)
+        if console.tally.answered:
+            return
+
+
+@pytest.mark.parametrize("crash_at", ["resolve", "send", "cleanup", "ack"])
+@pytest.mark.parametrize("listener", [ROUTER, ADD])
+def test_redelivery_after_a_crash_between_steps(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, crash_at: str, listener: str
+) -> None:
+    from registry.pipeline import worker as worker_module
+    from registry.pipeline.worker import Worker
+
+    settings = Settings(namespace=_namespace(), url=redis_server.url, claim_idle_ms=0)
+    console, registry = _one_request(settings)
+    first, second = Worker(settings, 0, 1), Worker(settings, 1, 1)
+    # The first worker handles everything up to the listener where it crashes.
+    crashed = False
+
+    def arm(msgs: list[Any]) -> bool:
+        return not crashed and any(m.listener == listener for m in msgs)
+
+    real_resolve, real_finish, real_ack = first.routing.resolve, first.routing.finish, first.acknowledge
+    real_add = worker_module.add_messages
+
+    def resolve(items: list[Any]) -> list[Any]:
+        nonlocal crashed
+        if crash_at == "resolve" and arm([m for m, _ in items]):
+            crashed = True
+            raise Crash
+        return real_resolve(items)
+
+    def add(client: Any, ns: str, outgoing: list[Any], wait: int) -> None:
+        nonlocal crashed
+        real_add(client, ns, outgoing, wait)
+        if crash_at == "send" and arm(first.current):
+            crashed = True
+            raise Crash
+
+    def finish(answered: list[Any]) -> list[Any]:
+        nonlocal crashed
+        out = real_finish(answered)
+        if crash_at == "cleanup" and arm(first.current):
+            crashed = True
+            raise Crash
+        return out
+
+    def ack(done: list[Any], **counts: int) -> None:
+        nonlocal crashed
+        if crash_at == "ack" and arm(done):
+            crashed = True
+            raise Crash
+        real_ack(done, **counts)
+
+    monkeypatch.setattr(first.routing, "resolve", resolve)
+    monkeypatch.setattr(first.routing, "finish", finish)
+    monkeypatch.setattr(first, "acknowledge", ack)
+    monkeypatch.setattr(worker_module, "add_messages", add)
+    with pytest.raises(Crash):
+        for _ in range(10):
+            first.handle(first.read())
+    assert crashed
+    _until_answered(console, [second])
+    console.receive(block_ms=None)
+    console.clean()
+    assert console.tally.answered == 1
+    assert console.tally.misrouted == 0
+    assert console.tally.duplicates <= 1
+    # A crash after the send is a duplicate at worst, never a loss; nothing is left behind.
+    assert len(registry.threads()) == 1
+    registry.close()
+
+
+def test_dropping_before_the_send_loses_the_answer(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why the pipeline resolves without drop and cleans up after the send: answering with
+    prune_for_response(drop=True) and crashing before the XADD loses the answer for good
+    (the repeat finds the thread gone and takes it for already answered). This is the
+    harness above catching a wrong order."""
+    from registry.pipeline import worker as worker_module
+    from registry.pipeline.routing import RegistryRouting
+    from registry.pipeline.worker import Worker
+
+    class DropFirst(RegistryRouting):
+        def resolve(self, items: list[Any]) -> list[Any]:
+            out = []
+            for msg, action in items:
+                if isinstance(action, Answer):
+                    try:
+                        route = self.registry.prune_for_response(msg.thread_id, drop=True)
+                    except UnknownThreadError as exc:
+                        out.append(exc)
+                        continue
+                    payload = dict(action.payload, to=route.target)
+                    out.append(
+                        worker_module.Outgoing(listener_of(route.target or ""), route.thread_id, payload)
+                    )
+                else:
+                    out += super().resolve([(msg, action)])
+            return out
+
+        def finish(self, answered: list[Any]) -> list[Any]:
+            return [None] * len(answered)
+
+    settings = Settings(namespace=_namespace(), url=redis_server.url, claim_idle_ms=0)
+    console, registry = _one_request(settings)
+    first, second = Worker(settings, 0, 1), Worker(settings, 1, 1)
+    first.routing = DropFirst(first.registry)
+    second.routing = DropFirst(second.registry)
+    real_add = worker_module.add_messages
+
+    def add(client: Any, ns: str, outgoing: list[Any], wait: int) -> None:
+        if any(m.listener == ADD for m in first.current):
+            raise Crash  # after the drop, before the send
+        real_add(client, ns, outgoing, wait)
+
+    monkeypatch.setattr(worker_module, "add_messages", add)
+    with pytest.raises(Crash):
+        for _ in range(10):
+            first.handle(first.read())
+    monkeypatch.setattr(worker_module, "add_messages", real_add)
+    _until_answered(console, [second])
+    assert console.tally.answered == 0  # lost
+    assert int(registry.client.hget(f"pipeline:{{{settings.namespace}}}:stats", "already_answered")) == 1
+    registry.close()

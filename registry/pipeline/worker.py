@@ -79,6 +79,7 @@ class Worker:
         self.streams = {stream_key(settings.namespace, name): name for name in WORKER_LISTENERS}
         self.cursors = dict.fromkeys(self.streams, "0-0")
         self.errors_shown = 0
+        self.current: list[Message] = []  # the entries being handled now
 
     def run_forever(self) -> None:
         next_claim = time.monotonic() + self.settings.claim_every_s
@@ -127,6 +128,7 @@ class Worker:
         """Handle one read's entries; acknowledge those whose effects are in Redis."""
         if not messages:
             return
+        self.current = messages
         done: list[Message] = []  # to acknowledge
         misrouted = already = 0
         work: list[tuple[Message, Forward | Answer]] = []
