@@ -280,12 +280,12 @@ def test_dropping_before_the_send_loses_the_answer(
     (the repeat finds the thread gone and takes it for already answered). This is the
     harness above catching a wrong order."""
     from registry.pipeline import worker as worker_module
-    from registry.pipeline.routing import RegistryRouting
+    from registry.pipeline.routing import Outgoing, RegistryRouting
     from registry.pipeline.worker import Worker
 
     class DropFirst(RegistryRouting):
         def resolve(self, items: list[Any]) -> list[Any]:
-            out = []
+            out: list[Any] = []
             for msg, action in items:
                 if isinstance(action, Answer):
                     try:
@@ -294,9 +294,7 @@ def test_dropping_before_the_send_loses_the_answer(
                         out.append(exc)
                         continue
                     payload = dict(action.payload, to=route.target)
-                    out.append(
-                        worker_module.Outgoing(listener_of(route.target or ""), route.thread_id, payload)
-                    )
+                    out.append(Outgoing(listener_of(route.target or ""), route.thread_id, payload))
                 else:
                     out += super().resolve([(msg, action)])
             return out

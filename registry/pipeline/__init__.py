@@ -101,7 +101,8 @@ def every_replica(sentinels: tuple[tuple[str, int], ...], service: str) -> int:
     Waiting for all of them is what makes an acknowledged write survive a failover:
     once a replica is promoted, the old primary can no longer get that many
     acknowledgements, while a replica still following it could give it one."""
-    sentinel: Any = redis.sentinel.Sentinel(list(sentinels), sentinel_kwargs={"socket_timeout": 2.0})
+    make: Any = redis.sentinel.Sentinel  # untyped in redis-py
+    sentinel = make(list(sentinels), sentinel_kwargs={"socket_timeout": 2.0})
     try:
         return max(1, len(sentinel.discover_slaves(service)))
     finally:
