@@ -22,7 +22,7 @@ from registry.pipeline import Settings, run_pipeline
 from registry.pipeline.listeners import Answer, Forward, Misrouted, act
 from registry.pipeline.wire import ADD, ECHO, PLANNER, ROUTER, stream_key
 from tests.servers import RedisServer
-from tests.topology import SentinelGroup
+from tests.topology import RedisClusterGroup, SentinelGroup
 
 CHAOS_RUN = ("--workers", "3", "--requests", "300", "--rate", "80", "--chaos", "--json", "--timeout", "90")
 FAILOVER_RUN = (
@@ -100,6 +100,20 @@ def test_pipeline_baseline_routes_by_chain(redis_server: RedisServer) -> None:
     )
     assert summary["lost"] == 0 and summary["misrouted"] == 0 and summary["answered"] == 90
     assert summary["registry_ops"] == 0
+
+
+def test_pipeline_on_cluster_under_chaos(redis_cluster: RedisClusterGroup) -> None:
+    """--cluster: the streams share the namespace's slot; faults on every primary."""
+    summary = run_pipeline(
+        Settings(namespace=_namespace(), url=redis_cluster.url, cluster=True),
+        workers=2,
+        requests=240,
+        rate=80,
+        chaos=True,
+        timeout=90,
+    )
+    _check(summary, 240)
+    assert summary["faults"]["flush"] >= 1 and summary["faults"]["worker_kills"] >= 1, summary["faults"]
 
 
 def test_pipeline_sentinel_failover() -> None:
