@@ -333,7 +333,16 @@ def test_dropping_before_the_send_loses_the_answer(
         for _ in range(10):
             first.handle(first.read())
     monkeypatch.setattr(worker_module, "add_messages", real_add)
-    _until_answered(console, [second])
+    _until_answered(console, [second], rounds=6)
     assert console.tally.answered == 0  # lost
     assert int(registry.client.hget(f"pipeline:{{{settings.namespace}}}:stats", "already_answered")) == 1
     registry.close()
+
+
+def test_benchmark_runs_both_routings(redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """python -m benchmarks.pipeline, in small: one round, a table with both rows."""
+    from benchmarks.pipeline import main as bench_main
+
+    assert bench_main(["--url", redis_server.url, "--rounds", "1", "--requests", "60", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | registry (thread id) |" in out and "| 1 | baseline (chain in message) |" in out

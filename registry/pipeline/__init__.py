@@ -166,14 +166,16 @@ def run_pipeline(
         pool.start()
         injector = Chaos(settings, pool, client) if chaos else None
         try:
-            if injector is not None:
-                injector.start()
-            seconds = console.run(time.monotonic() + timeout)
+            try:
+                if injector is not None:
+                    injector.start()
+                seconds = console.run(time.monotonic() + timeout)
+            finally:
+                if injector is not None:
+                    injector.stop()
+            quiet = console.drain(drain_seconds)
         finally:
-            if injector is not None:
-                injector.stop()
-        quiet = console.drain(drain_seconds)
-        pool.stop()
+            pool.stop()
         console.receive(block_ms=None)
         console.clean()
         stats = _worker_stats(client, settings.namespace)

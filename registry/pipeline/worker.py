@@ -155,9 +155,12 @@ class Worker:
                 self.client, self.settings.namespace, [s[2] for s in sending], self.settings.wait_replicas
             )
             answered = [msg for msg, action, _ in sending if isinstance(action, Answer)]
-            cleaned = dict(zip([m.entry_id for m in answered], self.routing.finish(answered), strict=True))
+            # Entry ids are unique within a stream only: key by both.
+            cleaned = dict(
+                zip([(m.listener, m.entry_id) for m in answered], self.routing.finish(answered), strict=True)
+            )
             for msg, _action, _out in sending:
-                failure = cleaned.get(msg.entry_id)
+                failure = cleaned.get((msg.listener, msg.entry_id))
                 if failure is None or isinstance(failure, UnknownThreadError):
                     done.append(msg)
         finally:
