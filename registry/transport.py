@@ -521,7 +521,8 @@ def connection_limit(client: Any) -> int | None:
     limit: object = None
     pool = getattr(client, "connection_pool", None)
     if pool is None:  # a cluster client: what its nodes' pools are given, or have
-        limit = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", {}).get("max_connections")
+        given = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", {})
+        limit = given.get("max_connections")
         get_node = getattr(client, "get_default_node", None)
         node = get_node() if limit is None and get_node is not None else None
         pool = getattr(getattr(node, "redis_connection", None), "connection_pool", None)
