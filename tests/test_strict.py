@@ -284,3 +284,18 @@ def test_get_registry_takes_strict(client: Any) -> None:
     with pytest.raises(RegistryError, match=r"strict=False.*strict=True"):
         get_registry(strict=False)
     assert get_registry(strict=True) is reg
+
+
+def test_every_error_code_a_script_can_raise_maps_to_an_exception() -> None:
+    """A code with no entry would reach the caller as a bare redis ResponseError."""
+    import re
+    from pathlib import Path
+
+    from registry import errors
+
+    lua = Path(__file__).resolve().parent.parent / "lua"
+    codes = {m for f in lua.glob("*.lua") for m in re.findall(r"'([A-Z][A-Z_]{3,}) ", f.read_text())}
+    assert "UNKNOWNID" in codes
+    assert codes <= set(errors._BY_CODE), f"unmapped: {sorted(codes - set(errors._BY_CODE))}"
+    for code in codes:
+        assert isinstance(errors.from_script_error(f"{code} x"), errors.RegistryError)
