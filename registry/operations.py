@@ -309,6 +309,7 @@ class ThreadInfo:
 
     @property
     def chain(self) -> str:
+        """The hops joined with ``.``, as ``lookup`` renders them."""
         return ".".join(self.hops)
 
 

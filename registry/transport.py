@@ -518,13 +518,14 @@ def connection_limit(client: Any) -> int | None:
     wait when they are exhausted; the transports hold calls beyond this number back
     until a call ends instead, so thousands of concurrent calls wait, not fail.
     """
+    limit: object = None
     pool = getattr(client, "connection_pool", None)
-    if pool is None:  # a cluster client: its nodes' pools
+    if pool is None:  # a cluster client: what its nodes' pools are given, or have
+        given = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", {})
+        limit = given.get("max_connections")
         get_node = getattr(client, "get_default_node", None)
-        node = get_node() if get_node is not None else None
-        limit = getattr(node, "max_connections", None)  # asyncio ClusterNode
-        if limit is None:
-            pool = getattr(getattr(node, "redis_connection", None), "connection_pool", None)
+        node = get_node() if limit is None and get_node is not None else None
+        pool = getattr(getattr(node, "redis_connection", None), "connection_pool", None)
     if pool is not None:
         limit = getattr(pool, "max_connections", None)
     if isinstance(limit, int) and 0 < limit < 2**20:
