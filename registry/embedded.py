@@ -236,7 +236,7 @@ def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
             with self._direct_lock:
                 conn = self._direct_conn
                 if conn is None:
-                    conn = self._direct_conn = self.connection_pool.make_connection()
+                    conn = self._direct_conn = _own_connection(self.connection_pool)
                 if _needs_connecting(conn):
                     conn.disconnect()  # closed or killed (CLIENT KILL): reconnect, as redis-py would
                     conn.connect()
@@ -264,7 +264,7 @@ def _direct_client_class(fakeredis: Any, kind: str = "sync") -> Any:
             async with self._direct_lock:
                 conn = self._direct_conn
                 if conn is None:
-                    conn = self._direct_conn = self.connection_pool.make_connection()
+                    conn = self._direct_conn = _own_connection(self.connection_pool)
                 if _needs_connecting(conn):
                     await conn.disconnect()
                     await conn.connect()
@@ -344,6 +344,12 @@ def _direct_connection_class(base: type, kind: str) -> type:
     cls = DirectConnection if kind == "sync" else AsyncDirectConnection
     _direct_connections[key] = cls
     return cls
+
+
+def _own_connection(pool: Any) -> Any:
+    """A connection of the pool's kind that the pool does not count: the direct path's one
+    connection must not use up a `max_connections` the transport sizes its calls by."""
+    return pool.connection_class(**pool.connection_kwargs)
 
 
 def _needs_connecting(conn: Any) -> bool:

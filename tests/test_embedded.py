@@ -263,3 +263,14 @@ def test_the_embedded_benchmark_reports_every_operation() -> None:
     got = measure_embedded(0.03, plain=True)
     assert set(got) == {f"{prefix}{op}" for prefix in ("", "dict_", "plain_") for op in OPS}
     assert all(value > 0 for value in got.values())
+
+
+def test_the_direct_connection_is_not_the_pools() -> None:
+    """With max_connections=1 the pool's one connection stays free for the transport's
+    pipelines (a removal) after direct calls made their own."""
+    reg = ThreadRegistry(embedded.client_for(embedded.new_server(), max_connections=1), namespace="one")
+    root = reg.initialize_root("acme")
+    leaf = reg.extend_chain(reg.extend_chain(root, "a"), "b")
+    for _ in range(3):
+        assert reg.lookup(leaf) == "system.acme.a.b"
+        assert reg.prune_for_response(leaf)[0] == "a"
