@@ -1,7 +1,7 @@
 """The embedded backend's speed: ops/s of a few operations on `embedded_client()`, beside a
 seed-style registry (two dicts under a lock) and plain fakeredis, interleaved in one run.
 
-    python -m benchmarks.embedded [--seconds S]
+    python -m benchmarks.embedded [--seconds S] [--cpu]
 
 `measure_embedded(seconds)` is what `python -m benchmarks run` imports: ops/s per operation
 on the embedded client, and the same operations on the dict baseline as ``dict_<op>``.
@@ -84,9 +84,11 @@ def _callers(reg: Any, tag: str) -> dict[str, Callable[[int], Any]]:
     }
 
 
-def _slice(fn: Callable[[int], Any], seconds: float, start: int) -> tuple[int, float]:
+def _slice(
+    fn: Callable[[int], Any], seconds: float, start: int, clock: Callable[[], float] = time.perf_counter
+) -> tuple[int, float]:
     """Calls fn for about `seconds`; (calls, elapsed)."""
-    pc = time.perf_counter
+    pc = clock
     i = start
     t0 = pc()
     end = t0 + seconds
@@ -98,7 +100,9 @@ def _slice(fn: Callable[[int], Any], seconds: float, start: int) -> tuple[int, f
     return i - start, pc() - t0
 
 
-def measure(contenders: dict[str, Any], seconds: float) -> dict[str, dict[str, float]]:
+def measure(
+    contenders: dict[str, Any], seconds: float, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, dict[str, float]]:
     """ops/s per contender and operation; each pair gets `seconds` in ROUNDS slices, the
     contenders' order rotated each round so machine noise falls on all alike."""
     runs = {name: _callers(reg, f"n{os.getpid()}-") for name, reg in contenders.items()}
@@ -113,7 +117,7 @@ def measure(contenders: dict[str, Any], seconds: float) -> dict[str, dict[str, f
         order = names[r % len(names) :] + names[: r % len(names)]
         for op in OPS:
             for name in order:
-                n, elapsed = _slice(runs[name][op], seconds / ROUNDS, counter)
+                n, elapsed = _slice(runs[name][op], seconds / ROUNDS, counter, clock)
                 counter += n
                 calls, total = done.get((name, op), [0.0, 0.0])
                 done[(name, op)] = [calls + n, total + elapsed]
@@ -131,11 +135,13 @@ def contenders(plain: bool) -> dict[str, Any]:
     return out
 
 
-def measure_embedded(seconds: float = 3.0, plain: bool = False) -> dict[str, float]:
+def measure_embedded(seconds: float = 3.0, plain: bool = False, cpu: bool = False) -> dict[str, float]:
     """ops/s of each operation (OPS) on the embedded client (``<op>``), on the dict
     baseline (``dict_<op>``) and, with `plain`, on plain fakeredis (``plain_<op>``), all
-    measured interleaved in this call; `seconds` per operation and contender."""
-    got = measure(contenders(plain), seconds)
+    measured interleaved in this call; `seconds` per operation and contender. With `cpu`,
+    per second of this process's CPU time rather than of the wall clock (steadier on a
+    machine other jobs share)."""
+    got = measure(contenders(plain), seconds, time.process_time if cpu else time.perf_counter)
     out = dict(got.pop("embedded"))
     for name, figures in got.items():
         out.update({f"{name}_{op}": v for op, v in figures.items()})
@@ -186,15 +192,18 @@ async def _measure_async(seconds: float) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.embedded", description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="per operation and contender")
+    parser.add_argument("--cpu", action="store_true", help="ops per second of CPU time (sync tables)")
     args = parser.parse_args(argv)
     import fakeredis
 
     from registry.embedded import adapted, embedded_server
 
-    got = measure(contenders(plain=True), args.seconds)
+    clock = time.process_time if args.cpu else time.perf_counter
+    got = measure(contenders(plain=True), args.seconds, clock)
     print(
         f"fakeredis {fakeredis.__version__} (adapted: {adapted(embedded_server())}), ops/s, "
         f"{args.seconds:g}s per operation and contender, interleaved"
+        + (", per CPU second" if args.cpu else "")
     )
     print("| operation | embedded | plain fakeredis | dict under a lock | embedded / plain |")
     print("|---|---:|---:|---:|---:|")
