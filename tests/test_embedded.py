@@ -191,12 +191,12 @@ def test_async_client_many_tasks() -> None:
         client = embedded.async_client_for(server)
         assert isinstance(client, fakeredis.FakeAsyncRedis)
         sha = await client.script_load("redis.call('INCR', 'n') return ARGV[1]")
-        replies = await asyncio.gather(*(client.evalsha(sha, 0, f"t{i}") for i in range(300)))
-        assert replies == [f"t{i}".encode() for i in range(300)]
+        replies = await asyncio.gather(*(client.evalsha(sha, 0, f"t{i}") for i in range(50)))
+        assert replies == [f"t{i}".encode() for i in range(50)]
         with pytest.raises(redis.exceptions.NoScriptError):
             await client.evalsha("0" * 40, 0)
         await client.aclose()
-        assert await client.eval("return redis.call('GET', 'n')", 0) == b"300"
+        assert await client.eval("return redis.call('GET', 'n')", 0) == b"50"
         await client.aclose()
 
     asyncio.run(main())
