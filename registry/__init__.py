@@ -21,6 +21,7 @@ from .errors import (
     ThreadIdConflictError,
 )
 from .operations import ThreadInfo
+from .stats import ServerFacts, Stats
 
 __all__ = [
     "NOT_RUN",
@@ -34,6 +35,8 @@ __all__ = [
     "OutcomeUnknownError",
     "RegistryError",
     "RootConflictError",
+    "ServerFacts",
+    "Stats",
     "ThreadIdConflictError",
     "ThreadInfo",
     "ThreadRegistry",

@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from .base import ClientKinds, RegistryBase
 from .batch import AsyncBatch
 from .operations import Call, Program, ThreadInfo, as_dump
+from .stats import Stats, collect, run_async
 from .transport import AsyncTransport
 from .validation import Chain, ThreadId
 
@@ -126,3 +127,7 @@ class AsyncThreadRegistry(RegistryBase):
     async def debug_dump(self) -> dict[str, str]:
         """``{thread id: dotted chain}`` of every live mapping of this namespace."""
         return as_dump(await self.threads())
+
+    async def stats(self) -> Stats:
+        """Counts, memory and server facts of this namespace, read in bounded steps (see Stats)."""
+        return await run_async(self, collect(self._ops))

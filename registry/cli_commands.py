@@ -256,3 +256,62 @@ def run_clear(args: argparse.Namespace, target: Target | None) -> int:
         reg.clear()  # one UNLINK: the server frees the hashes in the background
         say(f"cleared namespace {args.namespace!r}")
     return 0
+
+
+# ---------------------------------------------------------------- stats
+
+
+def add_stats(cmd: argparse.ArgumentParser) -> None:
+    add_connection_arguments(cmd)
+    cmd.add_argument("--json", action="store_true", help="one JSON object (the fields of Stats)")
+
+
+def run_stats(args: argparse.Namespace, target: Target | None) -> int:
+    assert target is not None
+    with target.sync_registry(args.namespace) as reg:
+        result = reg.stats()
+        now = server_now_ms(reg)
+    empty = 1 if result.warnings and "holds nothing" in result.warnings[0] else 0
+    if args.json:
+        say(json.dumps(result.as_dict()))
+        return empty
+    for line in stats_summary(args.namespace, result, now):
+        say(line)
+    return empty
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} B" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)  # pragma: no cover
+
+
+def stats_summary(namespace: str, s: Any, now: int) -> list[str]:
+    srv = s.server
+    persistence = (
+        "unknown"
+        if srv.aof is None and srv.rdb is None
+        else ", ".join(name for name, on in (("AOF", srv.aof), ("RDB", srv.rdb)) if on) or "none"
+    )
+    lines = [
+        f"namespace {namespace!r}",
+        f"  threads     {s.threads_live:,} live, {s.threads_permanent:,} permanent, "
+        f"{s.overrides:,} overrides, {s.expired_pending:,} expired awaiting reclaim",
+        f"  memory      {_bytes(s.memory_bytes)}",
+    ]
+    if s.earliest_deadline_ms is not None:
+        lines.append(
+            f"  deadlines   earliest {time_left(s.earliest_deadline_ms, now)}, "
+            f"latest {time_left(s.latest_deadline_ms, now)}"
+        )
+    if srv.version is not None:
+        lines.append(
+            f"  server      {srv.server} {srv.version}, {srv.role}, {srv.connected_replicas} replica(s), "
+            f"maxmemory-policy {srv.maxmemory_policy}, persistence {persistence}"
+        )
+    lines += [f"  warning     {w}" for w in s.warnings] or ["  warnings    none"]
+    return lines

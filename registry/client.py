@@ -13,6 +13,7 @@ from redis.retry import Retry
 from .base import ClientKinds, RegistryBase
 from .batch import Batch
 from .operations import Call, Program, ThreadInfo, as_dump
+from .stats import Stats, collect, run_sync
 from .transport import SyncTransport
 from .validation import Chain, ThreadId
 
@@ -119,3 +120,7 @@ class ThreadRegistry(RegistryBase):
     def debug_dump(self) -> dict[str, str]:
         """``{thread id: dotted chain}`` of every live mapping of this namespace."""
         return as_dump(self.threads())
+
+    def stats(self) -> Stats:
+        """Counts, memory and server facts of this namespace, read in bounded steps (see Stats)."""
+        return run_sync(self, collect(self._ops))
