@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from . import telemetry
 from .errors import InvalidConfigError
 from .operations import DEFAULT_TTL, Operations
 from .transport import Durability
@@ -40,16 +41,21 @@ class RegistryBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         """`client`: a redis-py (or fakeredis) client, standalone, cluster or Sentinel-managed.
         `ttl`: idle seconds before a thread expires (None: never). `wait_replicas`: replicas
         every write waits for. `retry_seconds`: how long calls retry through a failover
-        (default: 20 on Cluster and Sentinel clients, 0 on a single server)."""
+        (default: 20 on Cluster and Sentinel clients, 0 on a single server).
+        `meter_provider` / `tracer_provider`: OpenTelemetry providers to record through
+        (default: the global ones, when the API is installed; see telemetry.py)."""
         self._ops = Operations(namespace, ttl)
         self._client = client
         self._durability = durability(wait_replicas, wait_timeout_ms)
         self._transport = self._transport_class(client, self._ops.keys, self._durability, retry_seconds)
         self._sentinel: Any = None  # the Sentinel object from_sentinel made, closed with the registry
+        self._telemetry = telemetry.attach(self, meter_provider, tracer_provider)
 
     @classmethod
     def from_url(
@@ -62,6 +68,8 @@ class RegistryBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
         **kwargs: Any,
     ) -> Self:
         """A registry on ``Redis.from_url(url, **kwargs)`` (``redis://``, ``rediss://``,
@@ -75,6 +83,8 @@ class RegistryBase:
             wait_replicas=wait_replicas,
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
 
     @classmethod
@@ -88,6 +98,8 @@ class RegistryBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
         sentinel_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Self:
@@ -105,6 +117,8 @@ class RegistryBase:
             wait_replicas=wait_replicas,
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
         registry._sentinel = sentinel
         return registry
