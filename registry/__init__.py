@@ -19,8 +19,10 @@ from .errors import (
     RegistryError,
     RootConflictError,
     ThreadIdConflictError,
+    UnknownThreadError,
 )
-from .operations import ThreadInfo
+from .identity import listener_of, request_hop
+from .operations import Route, ThreadInfo
 from .stats import ServerFacts, Stats
 
 __all__ = [
@@ -35,11 +37,15 @@ __all__ = [
     "OutcomeUnknownError",
     "RegistryError",
     "RootConflictError",
+    "Route",
     "ServerFacts",
     "Stats",
     "ThreadIdConflictError",
     "ThreadInfo",
     "ThreadRegistry",
+    "UnknownThreadError",
     "get_registry",
+    "listener_of",
+    "request_hop",
     "reset_registry",
 ]

@@ -345,6 +345,8 @@ def test_ctrl_c_stops_between_steps(server: RedisServer) -> None:
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # it is writing its first page; the pipe fills and it waits
+    if not first:
+        pytest.fail(f"no output: {proc.communicate(timeout=30)[1]!r}, status {proc.returncode}")
     assert json.loads(first)["hops"][0] == "client"
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
