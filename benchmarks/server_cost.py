@@ -251,7 +251,7 @@ def memory_per_thread(client_factory: Callable[[], redis.Redis], threads: int = 
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"no-op `return 1`: {result['noop_us']} µs",
-        "| operation | server µs | × no-op | target | ceiling ops/s |",
+        "| operation | server µs | x no-op | target | ceiling ops/s |",
         "|---|---:|---:|---:|---:|",
     ]
     for op, row in result["ops"].items():
@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             return redis.Redis.from_url(url)
 
         info = factory().info("server")
-        print(f"{info.get('redis_version')} ({info.get('executable', '')}), {time.strftime('%Y-%m-%d %H:%M')}")
+        when = time.strftime("%Y-%m-%d %H:%M")
+        print(f"{info.get('redis_version')} ({info.get('executable', '')}), {when}")
         print(table(server_cost(factory, calls=args.calls, rounds=args.rounds)))
         if args.quick:
             return 0
