@@ -1,25 +1,18 @@
--- _remove.lua: removing mappings and sweeping expired entries; pasted after _core.
+-- _remove.lua: removing mappings and sweeping expired entries.
+-- @include _core
+-- @include _scan
 
 local function render(chain)
   return (string.gsub(chain, SEP, '.'))
 end
 
--- Byte offsets of the separators, so prefixes and the last hop come without copying.
-local function separators(chain)
-  local seps, from = {}, 1
-  while true do
-    local i = string.find(chain, SEP, from, true)
-    if not i then return seps end
-    seps[#seps + 1] = i
-    from = i + 1
-  end
-end
-
--- Removes an expiring entry and the override that points at it.
-local function drop_expiring(id, chain)
+-- Removes an expiring entry and the override that points at it (only a thread whose
+-- id is not its chain's derived id can have one).
+local function drop_expiring(id, body)
   redis.call('HDEL', K_THREADS, id)
-  if redis.call('HGET', K_OVERRIDES, chain) == id then
-    redis.call('HDEL', K_OVERRIDES, chain)
+  if byte(body, 1) == 0 then
+    local d = sub(body, 2, 37)
+    if redis.call('HGET', K_OVERRIDES, d) == id then redis.call('HDEL', K_OVERRIDES, d) end
   end
 end
 
@@ -28,17 +21,22 @@ end
 local function remove(id)
   local v = redis.call('HGET', K_THREADS, id)
   if v and #v > 6 then
-    drop_expiring(id, string.sub(v, 7))
+    drop_expiring(id, sub(v, 7))
     return true
   end
-  local chain = redis.call('HGET', K_META, 'P' .. id)
-  if not chain then return false end
-  local seps = separators(chain)
-  local table_pointer = #seps == 1 and ('T' .. string.sub(chain, 1, seps[1] - 1)) or 'T'
-  local m = redis.call('HMGET', K_META, 'Q' .. chain, 'root', table_pointer)
+  local body = redis.call('HGET', K_META, 'P' .. id)
+  if not body then return false end
+  local chain = chain_of(body)
+  local d = derived_of(id, body)
+  local first_end = string.find(chain, SEP, 1, true)
+  local table_pointer = 'T'
+  if first_end and not string.find(chain, SEP, first_end + 1, true) then
+    table_pointer = 'T' .. sub(chain, 1, first_end - 1)
+  end
+  local m = redis.call('HMGET', K_META, 'Q' .. d, 'root', table_pointer)
   local doomed = {'P' .. id}
-  if m[1] == id then doomed[#doomed + 1] = 'Q' .. chain end
-  if m[2] == id then doomed[#doomed + 1] = 'root' end
+  if m[1] == id then doomed[#doomed + 1] = 'Q' .. d end
+  if m[2] and sub(m[2], 1, 36) == id then doomed[#doomed + 1] = 'root' end
   if m[3] == id then doomed[#doomed + 1] = table_pointer end
   redis.call('HDEL', K_META, unpack(doomed))
   return true
@@ -54,25 +52,32 @@ local function sweep(cursor, count, most)
   local kv, next_cursor, off = scan_page(K_THREADS, cursor, count)
   if not kv then return nil, next_cursor end
   local reclaimed, dropped, seen = 0, 0, 0
+  local doomed = {}
   for i = 1, #kv, 2 do
     if most and reclaimed >= most then
       -- Stopped inside the page: the next step examines it again from where it began
       -- ('C' keeps a page that began at cursor 0 from reading as the end of a pass).
       next_cursor = off and ('L' .. string.format('%d', off + seen - dropped)) or ('C' .. cursor)
+      if #doomed > 0 then redis.call('HDEL', K_THREADS, unpack(doomed)) end
       return reclaimed, next_cursor
     end
     seen = seen + 1
     local v = kv[i + 1]
     if #v >= 6 and dec_dl(v) <= NOW then  -- '' is the placeholder (see ensure_keys)
       if #v > 6 then
-        drop_expiring(kv[i], string.sub(v, 7))
+        if byte(v, 7) == 0 then
+          drop_expiring(kv[i], sub(v, 7))
+        else
+          doomed[#doomed + 1] = kv[i]
+        end
         reclaimed = reclaimed + 1
       else
-        redis.call('HDEL', K_THREADS, kv[i])
+        doomed[#doomed + 1] = kv[i]
       end
       dropped = dropped + 1
     end
   end
+  if #doomed > 0 then redis.call('HDEL', K_THREADS, unpack(doomed)) end
   if off and next_cursor ~= '0' then
     -- What was dropped from this page moved the rest of the listpack up.
     next_cursor = 'L' .. string.format('%d', off + seen - dropped)
@@ -80,12 +85,11 @@ local function sweep(cursor, count, most)
   return reclaimed, next_cursor
 end
 
--- The sweep that writes do on the way, from the cursor kept in meta.
-local function sweep_on_the_way(count)
-  local cursor = redis.call('HGET', K_META, 'cur') or '0'
-  local _, next_cursor = sweep(cursor, count)
+-- The sweep that writes do on the way, from the cursor `cursor` read from meta.
+local function sweep_on_the_way(count, cursor)
+  local _, next_cursor = sweep(cursor or '0', count)
   if next_cursor == '0' or not next_cursor then
-    redis.call('HDEL', K_META, 'cur')
+    if cursor then redis.call('HDEL', K_META, 'cur') end
   else
     redis.call('HSET', K_META, 'cur', next_cursor)
   end

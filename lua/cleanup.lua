@@ -6,9 +6,13 @@
   ARGV[1] thread id
 
   Reply: 1 if a mapping was removed, 0 otherwise
+  Errors: LAYOUT
 ]]
 -- @include _core
 -- @include _remove
 
+local m = redis.call('HMGET', K_META, 'salt', 'v')
+local err = layout_error(m[1], m[2])
+if err then return redis.error_reply(err) end
 if remove(ARGV[1]) then return 1 end
 return 0

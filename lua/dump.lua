@@ -9,10 +9,14 @@
   ARGV[3] page size (HSCAN COUNT, 1 to 10000)
 
   Reply: {next cursor, id, chain, deadline ms or '', id, chain, deadline, ...}
-  Errors: BADARG
+  Errors: BADARG, LAYOUT
 ]]
 -- @include _core
+-- @include _scan
 
+local m = redis.call('HMGET', K_META, 'salt', 'v')
+local err = layout_error(m[1], m[2])
+if err then return redis.error_reply(err) end
 local count = whole(ARGV[3], 1, MAX_COUNT)
 if not count then
   return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. MAX_COUNT)
@@ -28,7 +32,7 @@ if ARGV[1] == 't' then
       local dl = dec_dl(v)
       if dl > NOW then
         out[#out + 1] = kv[i]
-        out[#out + 1] = string.sub(v, 7)
+        out[#out + 1] = chain_of(string.sub(v, 7))
         out[#out + 1] = string.format('%d', dl)
       end
     end
@@ -39,7 +43,7 @@ else
   out[1] = cursor
   for i = 1, #kv, 2 do
     out[#out + 1] = string.sub(kv[i], 2)
-    out[#out + 1] = kv[i + 1]
+    out[#out + 1] = chain_of(kv[i + 1])
     out[#out + 1] = ''
   end
 end

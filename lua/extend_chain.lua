@@ -10,23 +10,57 @@
   ARGV[5] the next hop
 
   Reply: the thread id of the extended chain
-  Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256; all before any write)
+  Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256; all before any write), LAYOUT
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
 local err = begin_write() or check_hop(ARGV[5], 'next hop')
 if err then return redis.error_reply(err) end
-local current, current_dl, current_perm = find(ARGV[4])
-local chain = ARGV[5]
+local hop = ARGV[5]
+local current, current_dl, current_perm, current_d, guess, t
+if SALT and ARGV[4] ~= '' then
+  -- One HMGET for the current thread and, guessing that the current id is its chain's
+  -- derived id (the usual case), the extended chain's own fields.
+  guess = derive(ARGV[4], hop)
+  t = redis.call('HMGET', K_THREADS, ARGV[4], guess, '\0' .. guess)
+  local v = t[1]
+  if v and #v > 6 then
+    local dl = dec_dl(v)
+    if dl > NOW then
+      local body = sub(v, 7)
+      current, current_dl, current_d = chain_of(body), dl, derived_of(ARGV[4], body)
+    end
+  elseif not v then
+    local body = redis.call('HGET', K_META, 'P' .. ARGV[4])
+    if body then current, current_perm, current_d = chain_of(body), true, derived_of(ARGV[4], body) end
+  end
+end
+local chain = hop
 if current then
-  chain = current .. SEP .. ARGV[5]
+  chain = current .. SEP .. hop
   if deeper_than(chain, MAX_HOPS) then
     return redis.error_reply('BADCHAIN extending ' .. ARGV[4] .. ' would make more than 256 hops')
   end
 end
 ensure_salt()
-local id = get_or_create(chain, false, nil, current and {ARGV[4], current_dl, current_perm})
+local ends = split(chain)
+local n = #ends
+local ds, states = {}, {}
+if current then
+  ds[n - 1] = current_d
+  states[n - 1] = {id = ARGV[4], d = current_d, dl = current_dl, perm = current_perm}
+  if current_d == ARGV[4] then
+    ds[n] = guess
+    local s, found = threads_state(chain, ends, ds, n, t[2], t[3])
+    states[n] = s
+    if not found then resolve_misses(chain, ends, states, {n}) end
+  else
+    ds[n] = derive(current_d, hop)
+  end
+else
+  ds[1] = derive('', hop)
+end
+local id = get_or_create(chain, ends, ds, false, nil, states)
 end_write()
 return id

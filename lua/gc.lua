@@ -10,11 +10,14 @@
   ARGV[3] most mappings to reclaim (1 to 10000); the step stops there
 
   Reply: {mappings reclaimed, next cursor}; next cursor '0' means the pass ended
-  Errors: BADARG (before any write)
+  Errors: BADARG (before any write), LAYOUT
 ]]
 -- @include _core
 -- @include _remove
 
+local m = redis.call('HMGET', K_META, 'salt', 'v')
+local err = layout_error(m[1], m[2])
+if err then return redis.error_reply(err) end
 local count = whole(ARGV[1], 1, MAX_COUNT)
 if not count then
   return redis.error_reply('BADARG gc count ' .. ARGV[1] .. ' must be a whole number from 1 to ' .. MAX_COUNT)

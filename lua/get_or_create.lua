@@ -9,15 +9,19 @@
   ARGV[4] the chain: hops joined by \31
 
   Reply: the thread id
-  Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write)
+  Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write), LAYOUT
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write() or check_chain(ARGV[4])
+local err = begin_write()
+if err then return redis.error_reply(err) end
+local ends
+err, ends = check_chain(ARGV[4])
 if err then return redis.error_reply(err) end
 ensure_salt()
-local id = get_or_create(ARGV[4], false)
+local ds = {}
+fill_ds(ARGV[4], ends, ds, #ends)
+local id = get_or_create(ARGV[4], ends, ds, false)
 end_write()
 return id

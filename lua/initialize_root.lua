@@ -10,26 +10,27 @@
   ARGV[4] organism name (one hop)
 
   Reply: the root's thread id
-  Errors: BADARG, BADID, BADHOP, ROOTCONFLICT (all before any write)
+  Errors: BADARG, BADID, BADHOP, ROOTCONFLICT (all before any write), LAYOUT
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write() or check_hop(ARGV[4], 'organism name')
+local err, root = begin_write('root')
+err = err or check_hop(ARGV[4], 'organism name')
 if err then return redis.error_reply(err) end
 local chain = 'system' .. SEP .. ARGV[4]
-local root = redis.call('HGET', K_META, 'root')
 if root then
-  local existing = find(root)
-  if existing == chain then return root end
-  if existing then
-    return redis.error_reply('ROOTCONFLICT the namespace root is ' .. render(existing)
-      .. '; it cannot also be ' .. render(chain))
-  end
+  -- The root pointer holds the root's id and body (removed with the root).
+  local existing = chain_of(sub(root, 37))
+  if existing == chain then return sub(root, 1, 36) end
+  return redis.error_reply('ROOTCONFLICT the namespace root is ' .. render(existing)
+    .. '; it cannot also be ' .. render(chain))
 end
 ensure_salt()
-local id = get_or_create(chain, true)
-redis.call('HSET', K_META, 'root', id)
+local ends = split(chain)
+local ds = {}
+fill_ds(chain, ends, ds, 2)
+local id = get_or_create(chain, ends, ds, true)
+redis.call('HSET', K_META, 'root', id .. body_for(id, ds[2], chain))
 end_write()
 return id

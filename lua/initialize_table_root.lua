@@ -11,17 +11,16 @@
   ARGV[5] organism name (one hop)
 
   Reply: the table root's thread id
-  Errors: BADARG, BADID, BADHOP, TABLECONFLICT (all before any write)
+  Errors: BADARG, BADID, BADHOP, TABLECONFLICT (all before any write), LAYOUT
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write() or check_hop(ARGV[4], 'table name') or check_hop(ARGV[5], 'organism name')
+local pointer = 'T' .. ARGV[4]
+local err, existing_id = begin_write(pointer)
+err = err or check_hop(ARGV[4], 'table name') or check_hop(ARGV[5], 'organism name')
 if err then return redis.error_reply(err) end
 local chain = ARGV[4] .. SEP .. ARGV[5]
-local pointer = 'T' .. ARGV[4]
-local existing_id = redis.call('HGET', K_META, pointer)
 if existing_id then
   local existing = find(existing_id)
   if existing == chain then return existing_id end
@@ -31,7 +30,10 @@ if existing_id then
   end
 end
 ensure_salt()
-local id = get_or_create(chain, true)
+local ends = split(chain)
+local ds = {}
+fill_ds(chain, ends, ds, 2)
+local id = get_or_create(chain, ends, ds, true)
 redis.call('HSET', K_META, pointer, id)
 end_write()
 return id

@@ -11,10 +11,9 @@
   ARGV[4] thread id
 
   Reply: {target hop, thread id}, or {false, false} for an unknown id or a one-hop chain
-  Errors: BADARG, BADID (before any write)
+  Errors: BADARG, BADID (before any write), LAYOUT
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
 local err = begin_write()
@@ -22,13 +21,18 @@ if err then return redis.error_reply(err) end
 local chain = find(ARGV[4])
 local reply = {false, false}
 if chain then
-  local parent = parent_of(chain)
-  if not parent then
+  local ends = split(chain)
+  local n = #ends
+  if n == 1 then
     remove(ARGV[4])
   else
-    local target = string.match(parent, '[^\31]*$')
+    local parent = sub(chain, 1, ends[n - 1])
+    local target = hop_of(chain, ends, n - 1)
     ensure_salt()
-    reply = {target, get_or_create(parent, false)}
+    ends[n] = nil
+    local ds = {}
+    fill_ds(parent, ends, ds, n - 1)
+    reply = {target, get_or_create(parent, ends, ds, false)}
   end
 end
 end_write()

@@ -14,42 +14,52 @@
   ARGV[6] target hop
 
   Reply: the thread id now bound to the chain
-  Errors: BADARG, BADID, BADHOP, BADCHAIN, IDCONFLICT (all before any write)
+  Errors: BADARG, BADID, BADHOP, BADCHAIN, IDCONFLICT (all before any write), LAYOUT
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write() or check_id(ARGV[4]) or check_hop(ARGV[5], 'initiator')
-  or check_hop(ARGV[6], 'target')
-if err then return redis.error_reply(err) end
 local tid = ARGV[4]
+local err, root, tid_permanent = begin_write('root', 'P' .. tid)
+err = err or check_id(tid) or check_hop(ARGV[5], 'initiator') or check_hop(ARGV[6], 'target')
+if err then return redis.error_reply(err) end
 local chain = ARGV[5] .. SEP .. ARGV[6]
-local root = redis.call('HGET', K_META, 'root')
-local root_chain = root and find(root)
-if root_chain then
-  chain = root_chain .. SEP .. chain
+local root_id, root_d
+if root then
+  -- The root pointer holds the root's id and its body: no lookup of the root.
+  root_id = sub(root, 1, 36)
+  local body = sub(root, 37)
+  root_d = derived_of(root_id, body)
+  chain = chain_of(body) .. SEP .. chain
   if deeper_than(chain, MAX_HOPS) then
     return redis.error_reply('BADCHAIN root plus two hops would exceed 256 hops')
   end
 end
-local bound, dl, perm = find(tid)
-if bound then
-  -- Returning an id bound to another chain would route this chain's traffic there.
-  if bound ~= chain then
-    return redis.error_reply('IDCONFLICT thread id ' .. tid .. ' is bound to ' .. render(bound)
-      .. ', not ' .. render(chain))
-  end
-  local permanent = NEWDL == nil
-  if not fresh(dl, perm, permanent) then
-    touch(tid, bound, permanent)
-    touch_ancestors(bound, permanent)
-  end
-  end_write()
-  return tid
+local bound, stale
+local v = redis.call('HGET', K_THREADS, tid)
+if v and #v > 6 then
+  if dec_dl(v) > NOW then bound = chain_of(sub(v, 7)) else stale = true end
+elseif tid_permanent then
+  bound = chain_of(tid_permanent)
+end
+-- Returning an id bound to another chain would route this chain's traffic there.
+if bound and bound ~= chain then
+  return redis.error_reply('IDCONFLICT thread id ' .. tid .. ' is bound to ' .. render(bound)
+    .. ', not ' .. render(chain))
 end
 ensure_salt()
-local id = get_or_create(chain, false, tid)
+local ends = split(chain)
+local n = #ends
+local ds = {}
+if root then
+  ds[n - 2] = root_d
+  ds[n - 1] = derive(root_d, ARGV[5])
+  ds[n] = derive(ds[n - 1], ARGV[6])
+else
+  fill_ds(chain, ends, ds, n)
+end
+-- The chain's id if it has one (tid itself when bound to it), else tid, bound now.
+local id = get_or_create(chain, ends, ds, false, tid, nil, stale)
 if type(id) == 'table' then return id end
 end_write()
 return id
