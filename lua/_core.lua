@@ -21,47 +21,42 @@
 -- Error replies start with a code the client maps to an exception:
 --   BADHOP, BADCHAIN, BADID, BADARG, ROOTCONFLICT, TABLECONFLICT, IDCONFLICT, LAYOUT
 
-local K_META, K_THREADS, K_OVERRIDES = KEYS[1], KEYS[2], KEYS[3]
-local SEP = '\31'
-local MAX_HOPS, MAX_HOP_BYTES = 256, 256
-local MAX_COUNT = 10000  -- most entries one sweep step or dump page may ask HSCAN for
-local LAYOUT = '2'
-local sub, byte = string.sub, string.byte
 
-local NOW
+local F, W = {}, {}  -- helpers and the call's state: two upvalues per helper
+W.NOW = nil
 do
   local t = redis.call('TIME')
-  NOW = t[1] * 1000 + math.floor(t[2] / 1000)
+  W.NOW = t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
-local function dec_dl(s)
-  local a, b, c, d, e, f = byte(s, 1, 6)
+function F.dec_dl(s)
+  local a, b, c, d, e, f = string.byte(s, 1, 6)
   return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
 end
 
 -- The chain of a body, and the derived id of that chain (id is the thread's own id).
-local function chain_of(body)
-  if byte(body, 1) == 0 then return sub(body, 38) end
+function F.chain_of(body)
+  if string.byte(body, 1) == 0 then return string.sub(body, 38) end
   return body
 end
 
-local function derived_of(id, body)
-  if byte(body, 1) == 0 then return sub(body, 2, 37) end
+function F.derived_of(id, body)
+  if string.byte(body, 1) == 0 then return string.sub(body, 2, 37) end
   return id
 end
 
 -- An error when meta says the namespace was written by another layout (no salt: new).
-local function layout_error(salt, v)
-  if salt and v ~= LAYOUT then
-    return 'LAYOUT namespace ' .. K_META .. ' was written by layout ' .. (v or '1')
-      .. ' of redis-thread-registry; this version reads layout ' .. LAYOUT
+function F.layout_error(salt, v)
+  if salt and v ~= '2' then
+    return 'LAYOUT namespace ' .. KEYS[1] .. ' was written by layout ' .. (v or '1')
+      .. ' of redis-thread-registry; this version reads layout ' .. '2'
       .. ' only: use the version that wrote it, or clear() the namespace (its threads are lost)'
   end
   return nil
 end
 
 -- The whole number s names when it lies in [lo, hi], else nil ('1.5', 'inf', '1e300').
-local function whole(s, lo, hi)
+function F.whole(s, lo, hi)
   local n = tonumber(s)
   if n and n == math.floor(n) and n >= lo and n <= hi then return n end
   return nil
@@ -70,17 +65,17 @@ end
 -- Where a thread id lives. Returns chain, deadline, permanent, derived id of the chain;
 -- chain is nil when the id is unknown or its deadline has passed (deadline is then the
 -- stale one, or nil). A floor's field starts with \0: never an id.
-local function find(id)
-  local v = redis.call('HGET', K_THREADS, id)
+function F.find(id)
+  local v = redis.call('HGET', KEYS[2], id)
   if v and #v > 6 then
-    local dl = dec_dl(v)
-    if dl > NOW then
-      local body = sub(v, 7)
-      return chain_of(body), dl, false, derived_of(id, body)
+    local dl = F.dec_dl(v)
+    if dl > W.NOW then
+      local body = string.sub(v, 7)
+      return F.chain_of(body), dl, false, F.derived_of(id, body)
     end
     return nil, dl, false
   end
-  v = redis.call('HGET', K_META, 'P' .. id)
-  if v then return chain_of(v), nil, true, derived_of(id, v) end
+  v = redis.call('HGET', KEYS[1], 'P' .. id)
+  if v then return F.chain_of(v), nil, true, F.derived_of(id, v) end
   return nil, nil, false
 end

@@ -6,11 +6,11 @@
 -- enough for listpack encoding answers HSCAN with all its entries whatever COUNT says,
 -- and an operator may raise hash-max-listpack-entries; so such a reply is cut to
 -- `count` entries and the position kept in the cursor as 'L<offset>'.
-local function scan_page(key, cursor, count, match)
+function F.scan_page(key, cursor, count, match)
   local off
-  if sub(cursor, 1, 1) == 'C' then cursor = sub(cursor, 2) end  -- see sweep()
-  if sub(cursor, 1, 1) == 'L' then
-    off = whole(sub(cursor, 2), 0, 4294967295)
+  if string.sub(cursor, 1, 1) == 'C' then cursor = string.sub(cursor, 2) end  -- see sweep()
+  if string.sub(cursor, 1, 1) == 'L' then
+    off = F.whole(string.sub(cursor, 2), 0, 4294967295)
     if not off then return nil, 'BADARG cursor ' .. cursor .. ' is not one this library gave' end
     cursor = '0'
   end

@@ -24,18 +24,16 @@
 -- the work per ancestor does not grow with the chain's length, and a chain's state and
 -- its ancestors' are read with one HMGET per key whatever the depth.
 
-local MAX_TTL_MS = 315360000000  -- ten years; deadlines stay far below 2^48 and 1e14
-local MAX_SWEEP = MAX_COUNT
-local SALT         -- the namespace's secret salt (nil until the first write)
-local X_AT = 0     -- the expiry the threads and overrides keys were last given
-local CURSOR       -- the sweep cursor kept in meta
-local NEWDL        -- deadline a write gives what it touches; nil = never expire
-local HEADROOM = 0
-local CANDIDATE    -- fresh random id from the client, used when the derived id is taken
-local MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
-local PERMANENT_WRITTEN = false  -- whether this call made a permanent mapping
+W.SALT = nil  -- the namespace's secret salt (nil until the first write)
+W.X_AT = 0     -- the expiry the threads and overrides keys were last given
+W.CURSOR = nil  -- the sweep cursor kept in meta
+W.NEWDL = nil  -- deadline a write gives what it touches; nil = never expire
+W.HEADROOM = 0
+W.CANDIDATE = nil  -- fresh random id from the client, used when the derived id is taken
+W.MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
+W.PERMANENT_WRITTEN = false  -- whether this call made a permanent mapping
 
-local function enc_dl(ms)
+function F.enc_dl(ms)
   local f = ms % 256
   ms = (ms - f) / 256
   local e = ms % 256
@@ -50,10 +48,10 @@ end
 
 -- Where each prefix of a chain ends: ends[k] is the byte index of the last byte of
 -- its first k hops (so #ends is the number of hops).
-local function split(chain)
+function F.split(chain)
   local ends, from = {}, 1
   while true do
-    local i = string.find(chain, SEP, from, true)
+    local i = string.find(chain, '\31', from, true)
     if not i then
       ends[#ends + 1] = #chain
       return ends
@@ -63,37 +61,37 @@ local function split(chain)
   end
 end
 
-local function hop_of(chain, ends, k)
-  return sub(chain, (ends[k - 1] or -1) + 2, ends[k])
+function F.hop_of(chain, ends, k)
+  return string.sub(chain, (ends[k - 1] or -1) + 2, ends[k])
 end
 
 -- Whether a chain has more than `limit` hops; counts only when it could.
-local function deeper_than(chain, limit)
+function F.deeper_than(chain, limit)
   if #chain < 2 * limit + 1 then return false end
-  local _, seps = string.gsub(chain, SEP, SEP)
+  local _, seps = string.gsub(chain, '\31', '\31')
   return seps + 1 > limit
 end
 
 -- ---------------------------------------------------------------- input rules
 
-local function is_cont(b)
+function F.is_cont(b)
   return b ~= nil and b >= 128 and b <= 191
 end
 
 -- Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-local function valid_utf8(s)
+function F.valid_utf8(s)
   if not string.find(s, '[\128-\255]') then return true end
   local i, n = 1, #s
   while i <= n do
-    local c, c2, c3, c4 = byte(s, i, i + 3)
+    local c, c2, c3, c4 = string.byte(s, i, i + 3)
     if c < 128 then
       i = i + 1
-    elseif c >= 194 and c <= 223 and is_cont(c2) then
+    elseif c >= 194 and c <= 223 and F.is_cont(c2) then
       i = i + 2
-    elseif c >= 224 and c <= 239 and is_cont(c2) and is_cont(c3)
+    elseif c >= 224 and c <= 239 and F.is_cont(c2) and F.is_cont(c3)
         and not (c == 224 and c2 < 160) and not (c == 237 and c2 > 159) then
       i = i + 3
-    elseif c >= 240 and c <= 244 and is_cont(c2) and is_cont(c3) and is_cont(c4)
+    elseif c >= 240 and c <= 244 and F.is_cont(c2) and F.is_cont(c3) and F.is_cont(c4)
         and not (c == 240 and c2 < 144) and not (c == 244 and c2 > 143) then
       i = i + 4
     else
@@ -103,12 +101,12 @@ local function valid_utf8(s)
   return true
 end
 
-local function check_hop(hop, where)
+function F.check_hop(hop, where)
   local n = #hop
-  if n < 1 or n > MAX_HOP_BYTES then
+  if n < 1 or n > 256 then
     return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
   end
-  if not valid_utf8(hop) then
+  if not F.valid_utf8(hop) then
     return 'BADHOP ' .. where .. ' is not valid UTF-8'
   end
   if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
@@ -117,22 +115,36 @@ local function check_hop(hop, where)
   return nil
 end
 
--- Validates a whole encoded chain; returns an error string or nil, and its ends.
-local function check_chain(chain)
-  local ends = split(chain)
-  if #ends > MAX_HOPS then
-    return 'BADCHAIN chain has ' .. #ends .. ' hops; at most 256 are allowed'
+-- Validates a whole encoded chain; returns an error string or nil, and its ends. The
+-- usual (valid) chain is checked with a few scans of the whole string; only a chain
+-- that fails one is checked hop by hop, for a message that names the hop.
+function F.check_chain(chain)
+  local ends = F.split(chain)
+  local n = #ends
+  if n > 256 then
+    return 'BADCHAIN chain has ' .. n .. ' hops; at most 256 are allowed'
   end
-  for k = 1, #ends do
-    local err = check_hop(hop_of(chain, ends, k), 'hop ' .. k)
+  local longest, from = 0, 0
+  for k = 1, n do
+    if ends[k] - from > longest then longest = ends[k] - from end
+    from = ends[k] + 1
+  end
+  local ok = #chain > 0 and longest <= 256 and not string.find(chain, '\31\31', 1, true)
+    and string.byte(chain, 1) ~= 31 and string.byte(chain, -1) ~= 31
+    and not string.find(chain, '[%z\1-\30\127]') and not string.find(chain, '\194[\128-\159]')
+    and F.valid_utf8(chain)
+  if ok then return nil, ends end
+  for k = 1, n do
+    local err = F.check_hop(F.hop_of(chain, ends, k), 'hop ' .. k)
     if err then return err end
   end
   return nil, ends
 end
 
-local function check_id(id)
-  if #id ~= 36 or not string.find(id, '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$')
-      or string.find(id, '%u') then
+function F.check_id(id)
+  if #id ~= 36 or not string.find(id, '^[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+$')
+      or string.byte(id, 9) ~= 45 or string.byte(id, 14) ~= 45 or string.byte(id, 19) ~= 45
+      or string.byte(id, 24) ~= 45 then
     return 'BADID thread id ' .. id .. ' is not a lowercase UUID string'
   end
   return nil
@@ -145,16 +157,15 @@ end
 -- servers have sha1hex; fakeredis does not, and gets a keyed polynomial hash
 -- (collisions are handled by the override path either way, so only opacity depends
 -- on the digest).
-local digest
 if redis.sha1hex then
-  digest = redis.sha1hex
+  F.digest = redis.sha1hex
 else
   local P = {67108859, 67108837, 67108819, 67108777, 67108763}
   local M = {16777619, 22222223, 19999999, 23456789, 17171717}
-  digest = function(s)
+  F.digest = function(s)
     local h = {1, 7, 13, 29, 31}
     for from = 1, #s, 128 do
-      local bytes = {byte(s, from, math.min(from + 127, #s))}
+      local bytes = {string.byte(s, from, math.min(from + 127, #s))}
       for j = 1, #bytes do
         local x = bytes[j]
         for k = 1, 5 do h[k] = (h[k] * M[k] + x + 1) % P[k] end
@@ -164,26 +175,23 @@ else
   end
 end
 
-local VARIANT = {['0'] = '8', ['1'] = '9', ['2'] = 'a', ['3'] = 'b', ['4'] = '8', ['5'] = '9',
-  ['6'] = 'a', ['7'] = 'b', ['8'] = '8', ['9'] = '9', a = 'a', b = 'b', c = '8', d = '9',
-  e = 'a', f = 'b'}
-
 -- The derived id of (the chain deriving parent_d, or '' for none) + hop, as a UUIDv8.
-local function derive(parent_d, hop)
-  local hex = digest(SALT .. '\0' .. parent_d .. '\0' .. hop)
-  return sub(hex, 1, 8) .. '-' .. sub(hex, 9, 12) .. '-8' .. sub(hex, 14, 16) .. '-'
-    .. VARIANT[sub(hex, 17, 17)] .. sub(hex, 18, 20) .. '-' .. sub(hex, 21, 32)
+function F.derive(parent_d, hop)
+  -- One gsub lays out the UUID (dashes, version 8, variant 8): no intermediate strings.
+  return (string.gsub(F.digest(W.SALT .. '\0' .. parent_d .. '\0' .. hop),
+    '^(%x%x%x%x%x%x%x%x)(%x%x%x%x)%x(%x%x%x)%x(%x%x%x)(%x%x%x%x%x%x%x%x%x%x%x%x).*$',
+    '%1-%2-8%3-8%4-%5'))
 end
 
 -- Fills ds[1..upto] (the derived ids of the chain's prefixes) where missing.
-local function fill_ds(chain, ends, ds, upto)
+function F.fill_ds(chain, ends, ds, upto)
   for k = 1, upto do
-    if not ds[k] then ds[k] = derive(ds[k - 1] or '', hop_of(chain, ends, k)) end
+    if not ds[k] then ds[k] = F.derive(ds[k - 1] or '', F.hop_of(chain, ends, k)) end
   end
 end
 
 -- What a thread of a chain deriving d is stored as (after its deadline).
-local function body_for(id, d, chain)
+function F.body_for(id, d, chain)
   if id == d then return chain end
   return '\0' .. d .. chain
 end
@@ -192,37 +200,37 @@ end
 
 -- The state of prefix k from its threads fields (v at d, floor f at \0d):
 -- {id, dl, perm} when it has a live mapping there, else what creating it needs.
-local function threads_state(chain, ends, ds, k, v, f)
+function F.threads_state(chain, ends, ds, k, v, f)
   local s = {d = ds[k], slot = v}
-  if v and #v == ends[k] + 6 and sub(v, 7) == sub(chain, 1, ends[k]) then
-    local dl = dec_dl(v)
-    if dl > NOW then
+  if v and #v == ends[k] + 6 and string.sub(v, 7) == string.sub(chain, 1, ends[k]) then
+    local dl = F.dec_dl(v)
+    if dl > W.NOW then
       s.id, s.dl = ds[k], dl
       return s, true
     end
   end
   if f then
     s.floor_field = true
-    local fdl = dec_dl(f)
-    if fdl > NOW then s.floor_dl = fdl end
+    local fdl = F.dec_dl(f)
+    if fdl > W.NOW then s.floor_dl = fdl end
   end
   return s, false
 end
 
 -- Completes the states of prefixes `ks` that have no mapping at their derived id:
 -- permanent mappings and floors (meta), overrides. One HMGET per key for all of them.
-local function resolve_misses(chain, ends, states, ks)
+function F.resolve_misses(chain, ends, states, ks)
   local mf, of = {}, {}
   for j, k in ipairs(ks) do
     local d = states[k].d
     mf[2 * j - 1], mf[2 * j] = 'P' .. d, 'Q' .. d
     of[j] = d
   end
-  local m = redis.call('HMGET', K_META, unpack(mf))
-  local o = redis.call('HMGET', K_OVERRIDES, unpack(of))
+  local m = redis.call('HMGET', KEYS[1], unpack(mf))
+  local o = redis.call('HMGET', KEYS[3], unpack(of))
   for j, k in ipairs(ks) do
     local s, p, q = states[k], m[2 * j - 1], m[2 * j]
-    local prefix = sub(chain, 1, ends[k])
+    local prefix = string.sub(chain, 1, ends[k])
     s.perm_slot, s.q, s.over_field = p, q, o[j]
     if p == prefix then
       s.id, s.perm = s.d, true
@@ -232,7 +240,7 @@ local function resolve_misses(chain, ends, states, ks)
       s.floor_perm = q == ''
       if oid then
         s.override = oid
-        local c, dl, perm = find(oid)
+        local c, dl, perm = F.find(oid)
         if c == prefix then s.id, s.dl, s.perm = oid, dl, perm end
       end
     end
@@ -241,8 +249,14 @@ end
 
 -- The states of prefixes lo..hi (ds filled there): one HMGET of the threads hash, and
 -- for those not found there one HMGET of meta and one of overrides.
-local function read_states(chain, ends, ds, lo, hi, states)
-  states = states or {}
+function F.read_states(chain, ends, ds, lo, hi, states)
+  if states then
+    local all = true
+    for k = lo, hi do if not states[k] then all = false break end end
+    if all then return states end
+  else
+    states = {}
+  end
   local fields, ks, misses = {}, {}, {}
   for k = hi, lo, -1 do
     if not states[k] then
@@ -252,44 +266,44 @@ local function read_states(chain, ends, ds, lo, hi, states)
     end
   end
   if #ks == 0 then return states end
-  local t = redis.call('HMGET', K_THREADS, unpack(fields))
+  local t = redis.call('HMGET', KEYS[2], unpack(fields))
   for j, k in ipairs(ks) do
-    local s, found = threads_state(chain, ends, ds, k, t[2 * j - 1], t[2 * j])
+    local s, found = F.threads_state(chain, ends, ds, k, t[2 * j - 1], t[2 * j])
     states[k] = s
     if not found then misses[#misses + 1] = k end
   end
-  if #misses > 0 then resolve_misses(chain, ends, states, misses) end
+  if #misses > 0 then F.resolve_misses(chain, ends, states, misses) end
   return states
 end
 
 -- ---------------------------------------------------------------- touching
 
-local function note_deadline(dl)
-  if MAXDL == nil or dl > MAXDL then MAXDL = dl end
+function F.note_deadline(dl)
+  if W.MAXDL == nil or dl > W.MAXDL then W.MAXDL = dl end
 end
 
 -- Moves a mapping to the permanent store (roots, table roots, ttl=None writes).
-local function promote(id, d, chain)
-  redis.call('HDEL', K_THREADS, id)
-  redis.call('HSET', K_META, 'P' .. id, body_for(id, d, chain))
-  if id ~= d and redis.call('HGET', K_OVERRIDES, d) == id then
-    redis.call('HDEL', K_OVERRIDES, d)
-    redis.call('HSET', K_META, 'Q' .. d, id)
+function F.promote(id, d, chain)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HSET', KEYS[1], 'P' .. id, F.body_for(id, d, chain))
+  if id ~= d and redis.call('HGET', KEYS[3], d) == id then
+    redis.call('HDEL', KEYS[3], d)
+    redis.call('HSET', KEYS[1], 'Q' .. d, id)
   end
 end
 
 -- Whether a live entry already satisfies this write: permanent, or (for an expiring
 -- write) due no earlier than `need`. Its ancestors then do too (the invariant).
-local function fresh(dl, perm, permanent, need)
+function F.fresh(dl, perm, permanent, need)
   if perm then return true end
   if permanent or not dl then return false end
-  return dl >= (need or NEWDL)
+  return dl >= (need or W.NEWDL)
 end
 
 -- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
 -- this write's deadline, so a busy subtree does not rewrite it on every write.
-local function pushed(need)
-  local dl = NEWDL + HEADROOM
+function F.pushed(need)
+  local dl = W.NEWDL + W.HEADROOM
   if need > dl then return need end
   return dl
 end
@@ -299,48 +313,49 @@ end
 -- pushed raises what its own parent needs, so the walk compares against that; it
 -- stops at the first prefix already late enough (the invariant holds above). What it
 -- has not read yet it reads in one go (read_states), and it writes in one HSET.
-local function walk(chain, ends, ds, k, permanent, need, states)
-  local writes = {}
+function F.walk(chain, ends, ds, k, permanent, need, states)
+  local writes
   while k >= 1 do
     local s = states[k]
     if not s then
-      fill_ds(chain, ends, ds, k)
-      read_states(chain, ends, ds, 1, k, states)
+      F.fill_ds(chain, ends, ds, k)
+      F.read_states(chain, ends, ds, 1, k, states)
       s = states[k]
     end
     local dl, perm = s.dl, s.perm
     if not s.id then dl, perm = s.floor_dl, s.floor_perm end
-    if fresh(dl, perm, permanent, need) then break end
+    if F.fresh(dl, perm, permanent, need) then break end
     local prefix_end = ends[k]
     if permanent then
       if s.id then
-        if not s.perm then promote(s.id, s.d, sub(chain, 1, prefix_end)) end
+        if not s.perm then F.promote(s.id, s.d, string.sub(chain, 1, prefix_end)) end
       else
-        if s.floor_field then redis.call('HDEL', K_THREADS, '\0' .. s.d) end
-        redis.call('HSET', K_META, 'Q' .. s.d, '')
+        if s.floor_field then redis.call('HDEL', KEYS[2], '\0' .. s.d) end
+        redis.call('HSET', KEYS[1], 'Q' .. s.d, '')
       end
     else
-      need = pushed(need)
+      need = F.pushed(need)
+      writes = writes or {}
       if s.id then
         writes[#writes + 1] = s.id
-        writes[#writes + 1] = enc_dl(need) .. body_for(s.id, s.d, sub(chain, 1, prefix_end))
+        writes[#writes + 1] = F.enc_dl(need) .. F.body_for(s.id, s.d, string.sub(chain, 1, prefix_end))
       else
         writes[#writes + 1] = '\0' .. s.d
-        writes[#writes + 1] = enc_dl(need)
+        writes[#writes + 1] = F.enc_dl(need)
       end
-      note_deadline(need)
+      F.note_deadline(need)
     end
     k = k - 1
   end
-  if #writes > 0 then redis.call('HSET', K_THREADS, unpack(writes)) end
+  if writes then redis.call('HSET', KEYS[2], unpack(writes)) end
 end
 
 -- The threads and overrides hashes carry a native expiry no earlier than their latest
 -- deadline, so a namespace left idle is given back by Redis itself. Both always get
 -- the same instant (meta's x records it), so an override cannot vanish under a live
 -- mapping. Both are raised to ttl/8 beyond what is needed, about once per ttl/8.
-local function key_expiry_target()
-  return MAXDL + math.floor((NEWDL - NOW) / 8) + HEADROOM
+function F.key_expiry_target()
+  return W.MAXDL + math.floor((W.NEWDL - W.NOW) / 8) + W.HEADROOM
 end
 
 -- Binds a chain (deriving d) that has no live id (its state s from read_states).
@@ -348,51 +363,51 @@ end
 -- mapping expired and is removed here). A mapping starts no earlier than the chain's
 -- floor (permanent if the floor is), and takes the floor's place. Returns id,
 -- permanent, deadline (or an error reply).
-local function create(chain, s, forced, permanent, forced_stale)
+function F.create(chain, s, forced, permanent, forced_stale)
   permanent = permanent or s.floor_perm
   local d = s.d
   local o = s.override
   if o then
-    local c, dl = find(o)
-    if c == nil and dl then remove(o) end
+    local c, dl = F.find(o)
+    if c == nil and dl then F.remove(o) end
   end
-  if s.over_field then redis.call('HDEL', K_OVERRIDES, d) end
-  if s.q then redis.call('HDEL', K_META, 'Q' .. d) end
-  if s.floor_field then redis.call('HDEL', K_THREADS, '\0' .. d) end
+  if s.over_field then redis.call('HDEL', KEYS[3], d) end
+  if s.q then redis.call('HDEL', KEYS[1], 'Q' .. d) end
+  if s.floor_field then redis.call('HDEL', KEYS[2], '\0' .. d) end
   local id = forced
   if not id then
-    if s.slot and #s.slot > 6 and dec_dl(s.slot) > NOW then
-      id = CANDIDATE  -- the derived id is live for another chain
+    if s.slot and #s.slot > 6 and F.dec_dl(s.slot) > W.NOW then
+      id = W.CANDIDATE  -- the derived id is live for another chain
     elseif s.slot then
-      drop_expiring(d, sub(s.slot, 7))
+      F.drop_expiring(d, string.sub(s.slot, 7))
       id = d
     elseif s.perm_slot then
-      id = CANDIDATE  -- the derived id is permanent for another chain
+      id = W.CANDIDATE  -- the derived id is permanent for another chain
     else
       id = d
     end
   end
   if id ~= d then
     if forced then
-      if forced_stale then remove(id) end
+      if forced_stale then F.remove(id) end
     else
-      local c, dl = find(id)
+      local c, dl = F.find(id)
       if c then return redis.error_reply('BADID thread id ' .. id .. ' is already bound') end
-      if dl then remove(id) end
+      if dl then F.remove(id) end
     end
   end
-  local body = body_for(id, d, chain)
+  local body = F.body_for(id, d, chain)
   local dl  -- the deadline the new mapping starts with (nil: permanent)
   if permanent then
-    redis.call('HSET', K_META, 'P' .. id, body)
-    if id ~= d then redis.call('HSET', K_META, 'Q' .. d, id) end
-    PERMANENT_WRITTEN = true
+    redis.call('HSET', KEYS[1], 'P' .. id, body)
+    if id ~= d then redis.call('HSET', KEYS[1], 'Q' .. d, id) end
+    W.PERMANENT_WRITTEN = true
   else
-    dl = NEWDL
+    dl = W.NEWDL
     if s.floor_dl and s.floor_dl > dl then dl = s.floor_dl end
-    redis.call('HSET', K_THREADS, id, enc_dl(dl) .. body)
-    note_deadline(dl)
-    if id ~= d then redis.call('HSET', K_OVERRIDES, d, id) end
+    redis.call('HSET', KEYS[2], id, F.enc_dl(dl) .. body)
+    F.note_deadline(dl)
+    if id ~= d then redis.call('HSET', KEYS[3], d, id) end
   end
   return id, permanent, dl
 end
@@ -401,25 +416,25 @@ end
 -- bound now (to `forced` if given) if it had none; touches it and its ancestors.
 -- `permanent` makes it (and its ancestors) never expire; so does ttl=None. `states`
 -- may hold what the caller already read. Returns the id (or an error reply).
-local function get_or_create(chain, ends, ds, permanent, forced, states, forced_stale)
+function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stale)
   local n = #ends
-  permanent = permanent or NEWDL == nil
-  states = read_states(chain, ends, ds, n > 1 and n - 1 or 1, n, states)
+  permanent = permanent or W.NEWDL == nil
+  states = F.read_states(chain, ends, ds, n > 1 and n - 1 or 1, n, states)
   local s = states[n]
-  local id, has = s.id, NEWDL  -- has: the deadline the chain has after this call
+  local id, has = s.id, W.NEWDL  -- has: the deadline the chain has after this call
   if id then
-    if fresh(s.dl, s.perm, permanent) then return id end
+    if F.fresh(s.dl, s.perm, permanent) then return id end
     if permanent then
-      promote(id, s.d, chain)
+      F.promote(id, s.d, chain)
     else
-      redis.call('HSET', K_THREADS, id, enc_dl(NEWDL) .. body_for(id, s.d, chain))
-      note_deadline(NEWDL)
+      redis.call('HSET', KEYS[2], id, F.enc_dl(W.NEWDL) .. F.body_for(id, s.d, chain))
+      F.note_deadline(W.NEWDL)
     end
   else
-    id, permanent, has = create(chain, s, forced, permanent, forced_stale)
+    id, permanent, has = F.create(chain, s, forced, permanent, forced_stale)
     if type(id) == 'table' then return id end
   end
-  if n > 1 then walk(chain, ends, ds, n - 1, permanent, has, states) end
+  if n > 1 then F.walk(chain, ends, ds, n - 1, permanent, has, states) end
   return id
 end
 
@@ -427,34 +442,34 @@ end
 
 -- Checks the write arguments and reads meta (salt, layout, key expiry, sweep cursor,
 -- and `extra` fields, returned in order). Returns an error string, or nil and extras.
-local function begin_write(...)
+function F.begin_write(...)
   local ttl = ARGV[1]
   if ttl ~= '' then
-    local n = whole(ttl, 1, MAX_TTL_MS)
+    local n = F.whole(ttl, 1, 315360000000)
     if not n then
       return 'BADARG ttl ' .. ttl .. ' must be a whole number of milliseconds from 1 to '
-        .. string.format('%d', MAX_TTL_MS)
+        .. string.format('%d', 315360000000)
     end
-    NEWDL = NOW + n
-    HEADROOM = math.min(math.floor(n / 64), 1000)
+    W.NEWDL = W.NOW + n
+    W.HEADROOM = math.min(math.floor(n / 64), 1000)
   end
-  local err = check_id(ARGV[2])
+  local err = F.check_id(ARGV[2])
   if err then return err end
-  CANDIDATE = ARGV[2]
-  if not whole(ARGV[3], 0, MAX_SWEEP) then
-    return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. MAX_SWEEP
+  W.CANDIDATE = ARGV[2]
+  if not F.whole(ARGV[3], 0, 10000) then
+    return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. 10000
   end
-  local m = redis.call('HMGET', K_META, 'salt', 'v', 'x', 'cur', ...)
-  err = layout_error(m[1], m[2])
+  local m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', ...)
+  err = F.layout_error(m[1], m[2])
   if err then return err end
-  SALT, X_AT, CURSOR = m[1] or nil, tonumber(m[3]) or 0, m[4] or nil
+  W.SALT, W.X_AT, W.CURSOR = m[1] or nil, tonumber(m[3]) or 0, m[4] or nil
   return nil, m[5], m[6]
 end
 
-local function ensure_salt()
-  if not SALT then
-    SALT = CANDIDATE
-    redis.call('HSET', K_META, 'salt', SALT, 'v', LAYOUT)
+function F.ensure_salt()
+  if not W.SALT then
+    W.SALT = W.CANDIDATE
+    redis.call('HSET', KEYS[1], 'salt', W.SALT, 'v', '2')
   end
 end
 
@@ -464,21 +479,21 @@ end
 -- a placeholder field '' (never an id, a chain or a floor): each exists whenever the
 -- other does, made together and expiring together, and a namespace in use is served
 -- all through a migration.
-local function ensure_keys()
-  redis.call('HSETNX', K_THREADS, '', '')
-  redis.call('HSETNX', K_OVERRIDES, '', '')
+function F.ensure_keys()
+  redis.call('HSETNX', KEYS[2], '', '')
+  redis.call('HSETNX', KEYS[3], '', '')
 end
 
-local function end_write()
-  if MAXDL and MAXDL > X_AT then
-    local target = key_expiry_target()
-    ensure_keys()
-    redis.call('PEXPIREAT', K_THREADS, target)
-    redis.call('PEXPIREAT', K_OVERRIDES, target)
-    redis.call('HSET', K_META, 'x', string.format('%d', target))
-  elseif PERMANENT_WRITTEN then
-    ensure_keys()  -- a namespace of permanent mappings only: kept without an expiry
+function F.end_write()
+  if W.MAXDL and W.MAXDL > W.X_AT then
+    local target = F.key_expiry_target()
+    F.ensure_keys()
+    redis.call('PEXPIREAT', KEYS[2], target)
+    redis.call('PEXPIREAT', KEYS[3], target)
+    redis.call('HSET', KEYS[1], 'x', string.format('%d', target))
+  elseif W.PERMANENT_WRITTEN then
+    F.ensure_keys()  -- a namespace of permanent mappings only: kept without an expiry
   end
   local n = tonumber(ARGV[3])
-  if n > 0 then sweep_on_the_way(n, CURSOR) end
+  if n > 0 then F.sweep_on_the_way(n, W.CURSOR) end
 end

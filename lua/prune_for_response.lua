@@ -6,34 +6,34 @@
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
-  ARGV[2] a fresh random UUID
-  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[2] a F.fresh random UUID
+  ARGV[3] entries to F.sweep for expiry on the way, '0' for none
   ARGV[4] thread id
 
   Reply: {target hop, thread id}, or {false, false} for an unknown id or a one-hop chain
-  Errors: BADARG, BADID (before any write), LAYOUT
+  Errors: BADARG, BADID (before any write), '2'
 ]]
 -- @include _core
 -- @include _write
 
-local err = begin_write()
+local err = F.begin_write()
 if err then return redis.error_reply(err) end
-local chain = find(ARGV[4])
+local chain = F.find(ARGV[4])
 local reply = {false, false}
 if chain then
-  local ends = split(chain)
+  local ends = F.split(chain)
   local n = #ends
   if n == 1 then
-    remove(ARGV[4])
+    F.remove(ARGV[4])
   else
-    local parent = sub(chain, 1, ends[n - 1])
-    local target = hop_of(chain, ends, n - 1)
-    ensure_salt()
+    local parent = string.sub(chain, 1, ends[n - 1])
+    local target = F.hop_of(chain, ends, n - 1)
+    F.ensure_salt()
     ends[n] = nil
     local ds = {}
-    fill_ds(parent, ends, ds, n - 1)
-    reply = {target, get_or_create(parent, ends, ds, false)}
+    F.fill_ds(parent, ends, ds, n - 1)
+    reply = {target, F.get_or_create(parent, ends, ds, false)}
   end
 end
-end_write()
+F.end_write()
 return reply
