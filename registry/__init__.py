@@ -4,6 +4,7 @@ Every operation is one server-side Lua script, so both directions change togethe
 every process and host; idle threads expire by TTL.
 """
 
+from .check import CheckResult, Problem
 from .client import ThreadRegistry
 from .default import get_registry, reset_registry
 from .errors import (
@@ -30,6 +31,7 @@ __all__ = [
     "NOT_RUN",
     "UNKNOWN",
     "BatchOrderError",
+    "CheckResult",
     "DurabilityError",
     "InvalidConfigError",
     "InvalidHopError",
@@ -37,6 +39,7 @@ __all__ = [
     "InvalidThreadIdError",
     "LayoutVersionError",
     "OutcomeUnknownError",
+    "Problem",
     "RegistryError",
     "RootConflictError",
     "Route",

@@ -42,6 +42,7 @@ COMMANDS: list[Command] = [
     Command("demo", "play a short conversation and print the live chains", c.add_demo, c.run_demo, False),
     Command("threads", "list the live threads of a namespace", c.add_threads, c.run_threads),
     Command("stats", "counts, memory, server facts and warnings", c.add_stats, c.run_stats),
+    Command("check", "verify a namespace's invariants (--repair: mend them)", c.add_check, c.run_check),
     Command("lookup", "the chain of one thread id", c.add_thread_id, c.run_lookup),
     Command("cleanup", "remove one thread (both directions)", c.add_thread_id, c.run_cleanup),
     Command("gc", "reclaim expired mappings of a namespace now", c.add_gc, c.run_gc),

@@ -315,3 +315,47 @@ def stats_summary(namespace: str, s: Any, now: int) -> list[str]:
         )
     lines += [f"  warning     {w}" for w in s.warnings] or ["  warnings    none"]
     return lines
+
+
+# ---------------------------------------------------------------- check
+
+
+def add_check(cmd: argparse.ArgumentParser) -> None:
+    add_connection_arguments(cmd)
+    cmd.add_argument("--repair", action="store_true", help="mend what can be mended without guessing")
+    cmd.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def run_check(args: argparse.Namespace, target: Target | None) -> int:
+    from .check import run_check as steps_of_check
+
+    assert target is not None
+    with target.sync_registry(args.namespace) as reg:
+        seen = [0]
+
+        def status(reply: Any) -> str:
+            if isinstance(reply, list) and len(reply) > 2 and str(reply[2]).isdigit():
+                seen[0] += int(reply[2])
+            return f"{seen[0]} entries examined"
+
+        steps = Steps("check", quiet=args.json)
+        with steps.interruptible():
+            result = drive(reg, steps_of_check(reg._ops, args.repair), steps, status)
+    if args.json:
+        say(json.dumps(result.as_dict()))
+    else:
+        for problem in result.problems:
+            say(problem.line())
+    if result.empty:
+        warn(nothing_here(args.namespace))
+        return 1
+    left = result.unrepaired if args.repair else result.problems
+    if not args.json:
+        found = len(result.problems)
+        if not found:
+            warn(f"namespace {args.namespace!r} is sound ({result.entries} entries examined)")
+        elif args.repair:
+            warn(f"{found} problem(s) found, {found - len(left)} repaired, {len(left)} left")
+        else:
+            warn(f"{found} problem(s) found; `check --repair` mends what can be mended")
+    return 1 if left else 0
