@@ -61,7 +61,7 @@ local field = ARGV[2]
 if ARGV[1] == 't' then
   local v = redis.call('HGET', KEYS[2], field)
   if not v then return {''} end
-  local kind, _, other = F.classify_thread(field, v)
+  local kind = F.classify_thread(field, v)
   if kind and field == '' then
     redis.call('HSET', KEYS[2], '', '')
     return {'placeholder of the threads hash restored'}
@@ -78,22 +78,44 @@ if ARGV[1] == 't' then
     redis.call('HSETNX', KEYS[3], '', '')
     return {'override of its chain points at ' .. field .. ' again'}
   elseif kind == 'ancestor' then
+    -- Raise every floor above it that is due earlier, nearest first, up to the first
+    -- prefix with a mapping or a permanent floor (the invariant holds above that).
     local dl = F.dec_dl(v)
-    redis.call('HSET', KEYS[2], '\0' .. other, string.sub(v, 1, 6))
+    local chain = F.chain_of(string.sub(v, 7))
+    local ends = F.split(chain)
+    local ds = {}
+    F.fill_ds(chain, ends, ds, #ends - 1)
+    local raised = 0
+    for k = #ends - 1, 1, -1 do
+      local f = redis.call('HGET', KEYS[2], '\0' .. ds[k])
+      if not f or #f ~= 6 or F.live_at(ds[k]) or redis.call('HGET', KEYS[3], ds[k])
+          or redis.call('HGET', KEYS[1], 'Q' .. ds[k]) then
+        break
+      end
+      if F.dec_dl(f) < dl then
+        redis.call('HSET', KEYS[2], '\0' .. ds[k], string.sub(v, 1, 6))
+        raised = raised + 1
+      end
+    end
     local pt = redis.call('PTTL', KEYS[2])
     if pt >= 0 and W.NOW + pt < dl then
       redis.call('PEXPIREAT', KEYS[2], dl + 1000)
       redis.call('PEXPIREAT', KEYS[3], dl + 1000)
       redis.call('HSET', KEYS[1], 'x', string.format('%d', dl + 1000))
     end
-    return {'floor of its parent raised to ' .. string.format('%d', dl)}
+    return {raised .. ' floor(s) above it raised to ' .. string.format('%d', dl)}
   end
   return {''}
 elseif ARGV[1] == 'm' then
   local v = redis.call('HGET', KEYS[1], field)
   if not v then return {''} end
   local kind = F.classify_meta(field, v)
-  if kind == 'malformed' or kind == 'derived' or kind == 'duplicate' then
+  if kind == 'derived' or kind == 'duplicate' then
+    -- A well-formed permanent mapping: removed as cleanup removes one, with the
+    -- override and the root or table-root pointer that name it.
+    F.remove(string.sub(field, 2))
+    return {'dropped permanent mapping ' .. string.sub(field, 2) .. ' and what pointed at it'}
+  elseif kind == 'malformed' then
     local doomed = {field}
     local id = string.sub(field, 2)
     if string.sub(field, 1, 1) == 'P' and #v > 37 and string.byte(v, 1) == 0 then

@@ -72,6 +72,7 @@ class CheckResult:
         }
 
 
+SLACK_MS = 1000
 _KEYS = {"m": "meta", "t": "threads", "o": "overrides"}
 
 
@@ -132,9 +133,11 @@ def run_check(
         expires = now + ttl_threads
         if latest and expires < latest:
             keys.append(f"the threads key expires at {expires}, before its latest deadline {latest}")
-        if x > expires:
+        # PTTL counts from the server's clock a moment after the script's TIME: a
+        # second of slack where two instants were set equal.
+        if x > expires + SLACK_MS:
             keys.append(f"the threads key expires at {expires}, before the {x} meta's x promises writes")
-        if ttl_over < 0 or now + ttl_over < expires - 1:
+        if ttl_over < 0 or now + ttl_over < expires - SLACK_MS:
             keys.append("the overrides key expires before the threads key")
     elif e_threads and ttl_over >= 0:
         keys.append("the overrides key expires while the threads key does not")
