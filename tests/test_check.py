@@ -381,3 +381,13 @@ def test_cli_check_exit_statuses(redis_server: RedisServer) -> None:
     assert cli("--namespace", "nothing-here").returncode == 1
     bad = cli("--namespace", "bad ns")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_check_and_repair_on_a_cluster(cluster_client: Any) -> None:
+    reg, before = healthy(cluster_client)
+    dangling_override(cluster_client, reg)
+    lost_override(cluster_client, reg)
+    assert {p.kind for p in reg.check().problems} == {"dangling", "unreachable"}
+    assert not reg.check(repair=True).unrepaired
+    assert reg.check().sound
+    assert reg.debug_dump() == before

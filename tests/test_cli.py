@@ -92,7 +92,7 @@ def test_a_refused_connection_is_one_line_and_hides_the_password() -> None:
 
 def test_a_wrong_password_is_one_line_and_hides_it(secured: RedisServer) -> None:
     wrong = SECRET + "-wrong"
-    done = cli("threads", "--url", f"redis://:{wrong}@127.0.0.1:{secured.port}/0", "--namespace", "x")
+    done = cli("stats", "--url", f"redis://:{wrong}@127.0.0.1:{secured.port}/0", "--namespace", "x")
     line = one_line_error(done, "authentication")
     assert wrong not in line and "-wrong" not in done.stderr
 
@@ -269,7 +269,7 @@ def test_url_from_the_environment_and_the_console_script(server: RedisServer) ->
 def test_commands_are_a_table_one_entry_each() -> None:
     names = [command.name for command in COMMANDS]
     assert len(names) == len(set(names))
-    assert {"demo", "threads", "lookup", "cleanup", "gc", "clear"} <= set(names)
+    assert {"demo", "threads", "stats", "check", "lookup", "cleanup", "gc", "clear"} <= set(names)
 
 
 def test_main_returns_the_status(server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
