@@ -31,7 +31,7 @@ if chain then
     F.ensure_salt()
     ends[n] = nil
     local ds = {}
-    F.fill_ds(parent, ends, ds, n - 1)
+    F.fill_ds(parent, ends, ds, n > 2 and n - 2 or 1, n - 1)
     reply = {target, F.get_or_create(parent, ends, ds, false)}
   end
 end
