@@ -196,35 +196,37 @@ def _one(client: redis.Redis, fn: Callable[[], Any]) -> float:
     return usec
 
 
-def worst_case(client_factory: Callable[[], redis.Redis]) -> dict[str, float]:
-    """Server µs of one call at the input limits: 256 hops of 256 bytes."""
+def worst_case(
+    client_factory: Callable[[], redis.Redis], hops: int = MAX_HOPS, hop_bytes: int = MAX_HOP_BYTES
+) -> dict[str, float]:
+    """Server µs of one call at the input limits (by default): `hops` hops of `hop_bytes` bytes."""
     client = client_factory()
     out: dict[str, float] = {}
     short = ThreadRegistry(client, namespace="server-cost-worst", ttl=60)
     reg = ThreadRegistry(client, namespace="server-cost-worst", ttl=TTL_S)
     try:
         reg.lookup(_ID)  # loads the scripts, so no SCRIPT LOAD falls in a measured call
-        hop = "h" * (MAX_HOP_BYTES - 4)
-        chain = [f"{hop}{i:04d}" for i in range(MAX_HOPS)]
-        out["get_or_create_new_256x256"] = _one(client, lambda: reg.get_or_create(chain))
-        out["get_or_create_existing_256x256"] = _one(client, lambda: reg.get_or_create(chain))
+        hop = "h" * (hop_bytes - 4)
+        chain = [f"{hop}{i:04d}" for i in range(hops)]
+        out["get_or_create_new"] = _one(client, lambda: reg.get_or_create(chain))
+        out["get_or_create_existing"] = _one(client, lambda: reg.get_or_create(chain))
         leaf = reg.get_or_create(chain)
-        out["lookup_256x256"] = _one(client, lambda: reg.lookup(leaf))
-        out["prune_for_response_256x256"] = _one(client, lambda: reg.prune_for_response(leaf))
+        out["lookup"] = _one(client, lambda: reg.lookup(leaf))
+        out["prune_for_response"] = _one(client, lambda: reg.prune_for_response(leaf))
         parent = reg.get_or_create(chain[:-1])
-        other = [*chain[:-1], "x" * MAX_HOP_BYTES]
-        out["extend_chain_new_256x256"] = _one(client, lambda: reg.extend_chain(parent, other[-1]))
+        other = [*chain[:-1], "x" * hop_bytes]
+        out["extend_chain_new"] = _one(client, lambda: reg.extend_chain(parent, other[-1]))
         # Every prefix a mapping, all due soon (ttl 60 s), then a touch with a day's ttl:
         # the walk up rewrites every ancestor.
-        stale = ["q" * MAX_HOP_BYTES, *chain[1:]]
+        stale = ["q" * hop_bytes, *chain[1:]]
         tid = short.get_or_create(stale[:1])
         for h in stale[1:]:
             tid = short.extend_chain(tid, h)
-        out["touch_all_256_ancestors"] = _one(client, lambda: reg.get_or_create(stale))
-        tid = short.get_or_create(["p" * MAX_HOP_BYTES])
+        out["touch_every_ancestor"] = _one(client, lambda: reg.get_or_create(stale))
+        tid = short.get_or_create(["p" * hop_bytes])
         for h in chain[1:-1]:
             tid = short.extend_chain(tid, h)
-        out["extend_chain_all_255_ancestors"] = _one(client, lambda: reg.extend_chain(tid, chain[-1]))
+        out["extend_chain_every_ancestor"] = _one(client, lambda: reg.extend_chain(tid, chain[-1]))
     finally:
         reg.clear()
         client.close()

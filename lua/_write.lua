@@ -20,9 +20,8 @@
 -- at the first prefix that is already late enough, and thanks to HEADROOM a busy
 -- subtree rewrites its ancestors once per HEADROOM, not on every write.
 --
--- Derived ids are built hop by hop: d(chain) = digest(salt, d(parent), last hop), so
--- the work per ancestor does not grow with the chain's length, and a chain's state and
--- its ancestors' are read with one HMGET per key whatever the depth.
+-- A chain's state and its ancestors' are read with one HMGET per key whatever the
+-- depth, and the walk writes in one HSET.
 
 W.SALT = nil  -- the namespace's secret salt (nil until the first write)
 W.X_AT = 0     -- the expiry the threads and overrides keys were last given
@@ -175,18 +174,19 @@ else
   end
 end
 
--- The derived id of (the chain deriving parent_d, or '' for none) + hop, as a UUIDv8.
-function F.derive(parent_d, hop)
+-- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
+-- however long the chain; prefix ids are computed only for the prefixes a walk reads).
+function F.derive(chain)
   -- One gsub lays out the UUID (dashes, version 8, variant 8): no intermediate strings.
-  return (string.gsub(F.digest(W.SALT .. '\0' .. parent_d .. '\0' .. hop),
+  return (string.gsub(F.digest(W.SALT .. '\0' .. chain),
     '^(%x%x%x%x%x%x%x%x)(%x%x%x%x)%x(%x%x%x)%x(%x%x%x)(%x%x%x%x%x%x%x%x%x%x%x%x).*$',
     '%1-%2-8%3-8%4-%5'))
 end
 
--- Fills ds[1..upto] (the derived ids of the chain's prefixes) where missing.
-function F.fill_ds(chain, ends, ds, upto)
-  for k = 1, upto do
-    if not ds[k] then ds[k] = F.derive(ds[k - 1] or '', F.hop_of(chain, ends, k)) end
+-- Fills ds[lo..hi] (the derived ids of the chain's prefixes of lo..hi hops) where missing.
+function F.fill_ds(chain, ends, ds, lo, hi)
+  for k = lo, hi do
+    if not ds[k] then ds[k] = F.derive(k == #ends and chain or string.sub(chain, 1, ends[k])) end
   end
 end
 
@@ -230,9 +230,9 @@ function F.resolve_misses(chain, ends, states, ks)
   local o = redis.call('HMGET', KEYS[3], unpack(of))
   for j, k in ipairs(ks) do
     local s, p, q = states[k], m[2 * j - 1], m[2 * j]
-    local prefix = string.sub(chain, 1, ends[k])
     s.perm_slot, s.q, s.over_field = p, q, o[j]
-    if p == prefix then
+    -- The prefix itself is only copied out of the chain where something may hold it.
+    if p and #p == ends[k] and p == string.sub(chain, 1, ends[k]) then
       s.id, s.perm = s.d, true
     else
       local oid = o[j]  -- HMGET gives false, not nil, for a missing field
@@ -241,7 +241,7 @@ function F.resolve_misses(chain, ends, states, ks)
       if oid then
         s.override = oid
         local c, dl, perm = F.find(oid)
-        if c == prefix then s.id, s.dl, s.perm = oid, dl, perm end
+        if c and #c == ends[k] and c == string.sub(chain, 1, ends[k]) then s.id, s.dl, s.perm = oid, dl, perm end
       end
     end
   end
@@ -318,7 +318,7 @@ function F.walk(chain, ends, ds, k, permanent, need, states)
   while k >= 1 do
     local s = states[k]
     if not s then
-      F.fill_ds(chain, ends, ds, k)
+      F.fill_ds(chain, ends, ds, 1, k)
       F.read_states(chain, ends, ds, 1, k, states)
       s = states[k]
     end

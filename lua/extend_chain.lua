@@ -23,13 +23,9 @@ if not err and ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '1' then
 end
 if err then return redis.error_reply(err) end
 local hop = ARGV[5]
-local current, current_dl, current_perm, current_d, guess, t
+local current, current_dl, current_perm, current_d
 if W.SALT and ARGV[4] ~= '' then
-  -- One HMGET for the current thread and, guessing that the current id is its chain's
-  -- derived id (the usual case), the extended chain's own fields.
-  guess = F.derive(ARGV[4], hop)
-  t = redis.call('HMGET', KEYS[2], ARGV[4], guess, '\0' .. guess)
-  local v = t[1]
+  local v = redis.call('HGET', KEYS[2], ARGV[4])
   if v and #v > 6 then
     local dl = F.dec_dl(v)
     if dl > W.NOW then
@@ -54,20 +50,11 @@ end
 F.ensure_salt()
 local ends = F.split(chain)
 local n = #ends
-local ds, states = {}, {}
+-- The current thread is the parent: its state and derived id are known already.
+local ds, states = {[n] = F.derive(chain)}, {}
 if current then
   ds[n - 1] = current_d
   states[n - 1] = {id = ARGV[4], d = current_d, dl = current_dl, perm = current_perm}
-  if current_d == ARGV[4] then
-    ds[n] = guess
-    local s, found = F.threads_state(chain, ends, ds, n, t[2], t[3])
-    states[n] = s
-    if not found then F.resolve_misses(chain, ends, states, {n}) end
-  else
-    ds[n] = F.derive(current_d, hop)
-  end
-else
-  ds[1] = F.derive('', hop)
 end
 local id = F.get_or_create(chain, ends, ds, false, nil, states)
 F.end_write()

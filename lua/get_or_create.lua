@@ -4,7 +4,7 @@
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
-  ARGV[2] a F.fresh random UUID (used only if the derived id is taken)
+  ARGV[2] a fresh random UUID (used only if the derived id is taken)
   ARGV[3] entries to F.sweep for expiry on the way, '0' for none
   ARGV[4] the chain: hops joined by \31
 
@@ -21,7 +21,7 @@ err, ends = F.check_chain(ARGV[4])
 if err then return redis.error_reply(err) end
 F.ensure_salt()
 local ds = {}
-F.fill_ds(ARGV[4], ends, ds, #ends)
+F.fill_ds(ARGV[4], ends, ds, #ends > 1 and #ends - 1 or 1, #ends)
 local id = F.get_or_create(ARGV[4], ends, ds, false)
 F.end_write()
 return id

@@ -29,7 +29,7 @@ end
 F.ensure_salt()
 local ends = F.split(chain)
 local ds = {}
-F.fill_ds(chain, ends, ds, 2)
+F.fill_ds(chain, ends, ds, 1, 2)
 local id = F.get_or_create(chain, ends, ds, true)
 redis.call('HSET', KEYS[1], 'root', id .. F.body_for(id, ds[2], chain))
 F.end_write()

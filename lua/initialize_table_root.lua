@@ -32,7 +32,7 @@ end
 F.ensure_salt()
 local ends = F.split(chain)
 local ds = {}
-F.fill_ds(chain, ends, ds, 2)
+F.fill_ds(chain, ends, ds, 1, 2)
 local id = F.get_or_create(chain, ends, ds, true)
 redis.call('HSET', KEYS[1], pointer, id)
 F.end_write()

@@ -44,7 +44,7 @@ if chain then
     F.ensure_salt()
     ends[n] = nil
     local ds = {}
-    F.fill_ds(parent, ends, ds, n - 1)
+    F.fill_ds(parent, ends, ds, n > 2 and n - 2 or 1, n - 1)
     reply = {target, F.get_or_create(parent, ends, ds, false)}
     -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
     if ARGV[6] == '1' then F.remove(ARGV[4]) end

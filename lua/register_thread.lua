@@ -24,13 +24,9 @@ local err, root, tid_permanent = F.begin_write('root', 'P' .. tid)
 err = err or F.check_id(tid) or F.check_hop(ARGV[5], 'initiator') or F.check_hop(ARGV[6], 'target')
 if err then return redis.error_reply(err) end
 local chain = ARGV[5] .. '\31' .. ARGV[6]
-local root_id, root_d
 if root then
   -- The root pointer holds the root's id and its body: no lookup of the root.
-  root_id = string.sub(root, 1, 36)
-  local body = string.sub(root, 37)
-  root_d = F.derived_of(root_id, body)
-  chain = F.chain_of(body) .. '\31' .. chain
+  chain = F.chain_of(string.sub(root, 37)) .. '\31' .. chain
   if F.deeper_than(chain, 256) then
     return redis.error_reply('BADCHAIN root plus two hops would exceed 256 hops')
   end
@@ -51,13 +47,7 @@ F.ensure_salt()
 local ends = F.split(chain)
 local n = #ends
 local ds = {}
-if root then
-  ds[n - 2] = root_d
-  ds[n - 1] = F.derive(root_d, ARGV[5])
-  ds[n] = F.derive(ds[n - 1], ARGV[6])
-else
-  F.fill_ds(chain, ends, ds, n)
-end
+F.fill_ds(chain, ends, ds, n - 1, n)
 -- The chain's id if it has one (tid itself when bound to it), else tid, bound now.
 local id = F.get_or_create(chain, ends, ds, false, tid, nil, stale)
 if type(id) == 'table' then return id end
