@@ -54,7 +54,7 @@ local function serving(chain, d, self)
 end
 
 -- Checks a body (chain, or \0 d chain) of the mapping `id`; on success returns nil,
--- chain, d, ends, derived ids of every prefix.
+-- chain, d, ends, and whether d was verified (false: no salt to derive with).
 local function check_body(id, body)
   local chain, d = body, id
   if string.byte(body, 1) == 0 then
@@ -63,14 +63,13 @@ local function check_body(id, body)
   end
   local cerr, ends = F.check_chain(chain)
   if cerr then return 'malformed', 'its chain breaks the hop rules (' .. cerr .. ')' end
-  if not W.SALT then return nil, chain, d, ends, nil end
-  local ds = {}
-  F.fill_ds(chain, ends, ds, #ends)
-  if ds[#ends] ~= d then
-    return 'derived', 'its chain ' .. F.render(chain) .. ' derives ' .. ds[#ends] .. ', not ' .. d
+  if not W.SALT then return nil, chain, d, ends, false end
+  local derived = F.derive(chain)
+  if derived ~= d then
+    return 'derived', 'its chain ' .. F.render(chain) .. ' derives ' .. derived .. ', not ' .. d
       .. ' (was the salt changed?): it can never be found from its chain'
   end
-  return nil, chain, d, ends, ds
+  return nil, chain, d, ends, true
 end
 
 -- An entry of the threads hash.
@@ -89,7 +88,7 @@ function F.classify_thread(field, v)
   if #v <= 6 then return 'malformed', 'a value too short for a deadline and a chain' end
   local dl = F.dec_dl(v)
   if dl <= W.NOW then return nil end  -- expired: the sweep reclaims it
-  local kind, chain, d, ends, ds = check_body(field, string.sub(v, 7))
+  local kind, chain, d, ends, salted = check_body(field, string.sub(v, 7))
   if kind then return kind, chain end
   if field ~= d and redis.call('HGET', KEYS[3], d) ~= field then
     local other = serving(chain, d, field)
@@ -98,8 +97,8 @@ function F.classify_thread(field, v)
     end
     return 'unreachable', 'no override leads from its chain ' .. F.render(chain) .. ' to it'
   end
-  if ds and #ends > 1 then
-    local pd = ds[#ends - 1]
+  if salted and #ends > 1 then
+    local pd = F.derive(string.sub(chain, 1, ends[#ends - 1]))
     local f = redis.call('HGET', KEYS[2], '\0' .. pd)
     if f and #f == 6 and F.dec_dl(f) < dl and redis.call('HGET', KEYS[1], 'Q' .. pd) ~= ''
         and not serving(string.sub(chain, 1, ends[#ends - 1]), pd, '') then

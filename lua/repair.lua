@@ -84,7 +84,7 @@ if ARGV[1] == 't' then
     local chain = F.chain_of(string.sub(v, 7))
     local ends = F.split(chain)
     local ds = {}
-    F.fill_ds(chain, ends, ds, #ends - 1)
+    F.fill_ds(chain, ends, ds, 1, #ends - 1)
     local raised = 0
     for k = #ends - 1, 1, -1 do
       local f = redis.call('HGET', KEYS[2], '\0' .. ds[k])
