@@ -64,7 +64,7 @@ def measure(client: Any, rounds: int, ops: int) -> dict[str, list[float]]:
     assert regs["none"]._telemetry is None and regs["api"]._telemetry is not None
     chain = ("bench", "otel", "cost")
     for reg in regs.values():  # warm: script loaded, chain made
-        for _ in range(200):
+        for _ in range(min(200, ops)):
             reg.get_or_create(chain)
     rates: dict[str, list[float]] = {mode: [] for mode in regs}
     for _ in range(rounds):

@@ -386,3 +386,15 @@ def test_fakeredis_spans_carry_no_cluster_or_sentinel_guess(otel: Otel) -> None:
         and span.attributes["db.stored_procedure.name"] == "thread_registry.start_chain"
     )
     time.sleep(0)
+
+
+def test_the_cost_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.otel_cost", "--fake", "--rounds", "2", "--ops", "20"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0] for line in done.stdout.splitlines()[3:]}
+    assert rows == {"none", "api", "sdk"}
