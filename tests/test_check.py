@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from registry import CheckResult, ThreadRegistry
-from tests.invariants import assert_one_chain_one_id
+from tests.invariants import assert_one_chain_one_id, assert_raw_keys_consistent
 from tests.servers import RedisServer
 
 NS = "chk"
@@ -202,6 +202,7 @@ def test_check_names_each_damage_and_repair_mends_it(
     assert not repaired.unrepaired, [p.line() for p in repaired.problems]
     after = reg.check()
     assert after.sound, [p.line() for p in after.problems]
+    assert_raw_keys_consistent(reg)
     dump = assert_one_chain_one_id(reg)
     for tid, chain in before.items():
         if tid not in removed:
@@ -341,6 +342,7 @@ def test_a_repair_racing_live_traffic_leaves_the_invariants_true(redis_server: R
         assert w.exitcode == 0
     final = reg.check()
     assert final.sound, [p.line() for p in final.problems]
+    assert_raw_keys_consistent(reg)
     dump = assert_one_chain_one_id(reg)
     for tid, chain in before.items():  # the healthy mappings: the traffic's chains are others
         assert dump.get(tid) == chain
