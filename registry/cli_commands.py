@@ -346,6 +346,8 @@ def run_check(args: argparse.Namespace, target: Target | None) -> int:
     else:
         for problem in result.problems:
             say(problem.line())
+        for notice in result.notices:
+            say(f"notice {notice.line()}")
     if result.empty:
         warn(nothing_here(args.namespace))
         return 1

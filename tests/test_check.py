@@ -194,14 +194,15 @@ def test_check_names_each_damage_and_repair_mends_it(
     reg, before = healthy(client)
     removed = damage(client, reg)
     found = reg.check()
-    assert not found.sound
-    assert {p.kind for p in found.problems} == kinds, [p.line() for p in found.problems]
-    assert all(p.repaired is None for p in found.problems)
+    findings = [*found.problems, *found.notices]
+    assert {p.kind for p in findings} == kinds, [p.line() for p in findings]
+    assert found.sound == (kinds <= {"ancestor"})  # an early floor is a notice (cleanup allows one)
+    assert all(p.repaired is None for p in findings)
     repaired = reg.check(repair=True)
-    assert {p.kind for p in repaired.problems} == kinds
-    assert not repaired.unrepaired, [p.line() for p in repaired.problems]
+    assert {p.kind for p in [*repaired.problems, *repaired.notices]} == kinds
+    assert all(p.repaired for p in [*repaired.problems, *repaired.notices])
     after = reg.check()
-    assert after.sound, [p.line() for p in after.problems]
+    assert after.sound and not after.notices, [p.line() for p in [*after.problems, *after.notices]]
     assert_raw_keys_consistent(reg)
     dump = assert_one_chain_one_id(reg)
     for tid, chain in before.items():
@@ -295,7 +296,8 @@ def _traffic(url: str, seconds: float, seed: int) -> None:
     import random
 
     rng = random.Random(seed)
-    reg = ThreadRegistry.from_url(url, namespace=NS, ttl=3600)
+    ttl = (0.5, 3600, None)[seed % 3]  # threads expiring under the checks, lasting, permanent
+    reg = ThreadRegistry.from_url(url, namespace=NS, ttl=ttl)
     deadline = time.monotonic() + seconds
     known: list[str] = []
     while time.monotonic() < deadline:
@@ -393,3 +395,25 @@ def test_check_and_repair_on_a_cluster(cluster_client: Any) -> None:
     assert not reg.check(repair=True).unrepaired
     assert reg.check().sound
     assert reg.debug_dump() == before
+
+
+def test_live_traffic_alone_is_never_reported(redis_server: RedisServer) -> None:
+    """Under traffic from several processes (with cleanups, prunes, registrations and
+    short ttls), every check of an undamaged namespace is sound: no false alarm."""
+    client = redis_server.client()
+    client.flushall()
+    reg, _ = healthy(client)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_traffic, args=(redis_server.url, 5.0, 10 + i)) for i in range(3)]
+    for w in workers:
+        w.start()
+    checks = 0
+    while any(w.is_alive() for w in workers) or checks < 2:
+        result = reg.check()
+        assert result.sound, [p.line() for p in result.problems]
+        assert {p.kind for p in result.notices} <= {"ancestor"}  # after cleanups, by design
+        checks += 1
+    for w in workers:
+        w.join(30)
+        assert w.exitcode == 0
+    assert checks >= 2
