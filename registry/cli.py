@@ -6,6 +6,7 @@ thread-registry stats --namespace NS [--json]    counts, memory, server facts, w
 thread-registry check --namespace NS [--repair]  verify (and mend) a namespace
 thread-registry lookup ID / cleanup ID           one thread
 thread-registry gc / clear --yes                 reclaim expired mappings / remove a namespace
+thread-registry pipeline --url URL [--chaos]     the reference pipeline on Redis Streams
 
 Errors are one line on stderr (exit 2), never a traceback, and never show a password.
 A subcommand is one entry of COMMANDS: its name, help, how it adds its arguments, and
@@ -36,6 +37,8 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, Target | None], int]
     needs_server: bool = True  # demo runs on the embedded backend without one
+    # False: the command reads its own connection options (Target is not made for it)
+    common_options: bool = True
 
 
 COMMANDS: list[Command] = [
@@ -47,6 +50,14 @@ COMMANDS: list[Command] = [
     Command("cleanup", "remove one thread (both directions)", c.add_thread_id, c.run_cleanup),
     Command("gc", "reclaim expired mappings of a namespace now", c.add_gc, c.run_gc),
     Command("clear", "remove a namespace (asks for --yes)", c.add_clear, c.run_clear),
+    Command(
+        "pipeline",
+        "run the reference pipeline on Redis Streams",
+        c.add_pipeline,
+        c.run_pipeline,
+        False,
+        False,
+    ),
 ]
 
 
@@ -71,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     target: Target | None = None
     prefix = f"{PROG} {command.name}"
     try:
-        target = Target.from_args(args, required=command.needs_server)
+        if command.common_options:
+            target = Target.from_args(args, required=command.needs_server)
         _quiet_secrets(target)
         return command.run(args, target)
     except BrokenPipeError:  # `thread-registry threads | head`: the reader is gone, not an error

@@ -361,3 +361,18 @@ def run_check(args: argparse.Namespace, target: Target | None) -> int:
         else:
             warn(f"{found} problem(s) found; `check --repair` mends what can be mended")
     return 1 if left else 0
+
+
+# ---------------------------------------------------------------- pipeline (registry/pipeline)
+
+
+def add_pipeline(cmd: argparse.ArgumentParser) -> None:
+    from .pipeline import add_arguments
+
+    add_arguments(cmd)
+
+
+def run_pipeline(args: argparse.Namespace, target: Target | None) -> int:
+    from .pipeline import run
+
+    return run(args)
