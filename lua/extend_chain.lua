@@ -16,6 +16,9 @@
 -- @include _write
 
 local err = F.begin_write() or F.check_hop(ARGV[5], 'next hop')
+if not err and ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '1' then
+  err = 'BADARG strict flag ' .. ARGV[6] .. ' must be 1 or empty'
+end
 if err then return redis.error_reply(err) end
 local hop = ARGV[5]
 local current, current_dl, current_perm, current_d
@@ -31,6 +34,9 @@ if W.SALT and ARGV[4] ~= '' then
     local body = redis.call('HGET', KEYS[1], 'P' .. ARGV[4])
     if body then current, current_perm, current_d = F.chain_of(body), true, F.derived_of(ARGV[4], body) end
   end
+end
+if not current and ARGV[6] == '1' then
+  return redis.error_reply('UNKNOWNID thread id ' .. ARGV[4] .. ' is unknown or expired; nothing was written')
 end
 local chain = hop
 if current then

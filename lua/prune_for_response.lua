@@ -2,7 +2,7 @@
   prune_for_response: drop the last hop of a thread's chain, for routing an answer.
   The shorter chain's id is returned (bound now if it had none) with its last hop,
   the caller the answer goes to. A one-hop chain has no caller: its mapping is
-  removed. The pruned thread itself is left as it is.
+  removed. The pruned thread itself is left as it is, unless ARGV[6] asks to drop it.
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
@@ -17,8 +17,17 @@
 -- @include _write
 
 local err = F.begin_write()
+for i, name in ipairs({'strict', 'drop'}) do
+  local v = ARGV[4 + i]
+  if not err and v and v ~= '' and v ~= '1' then
+    err = 'BADARG ' .. name .. ' flag ' .. v .. ' must be 1 or empty'
+  end
+end
 if err then return redis.error_reply(err) end
 local chain = F.find(ARGV[4])
+if not chain and ARGV[5] == '1' then
+  return redis.error_reply('UNKNOWNID thread id ' .. ARGV[4] .. ' is unknown or expired; nothing was written')
+end
 local reply = {false, false}
 if chain then
   local ends = F.split(chain)
@@ -33,6 +42,8 @@ if chain then
     local ds = {}
     F.fill_ds(parent, ends, ds, n > 2 and n - 2 or 1, n - 1)
     reply = {target, F.get_or_create(parent, ends, ds, false)}
+    -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
+    if ARGV[6] == '1' then F.remove(ARGV[4]) end
   end
 end
 F.end_write()

@@ -20,8 +20,10 @@ from .errors import (
     RegistryError,
     RootConflictError,
     ThreadIdConflictError,
+    UnknownThreadError,
 )
-from .operations import ThreadInfo
+from .identity import listener_of, request_hop
+from .operations import Route, ThreadInfo
 
 __all__ = [
     "NOT_RUN",
@@ -36,9 +38,13 @@ __all__ = [
     "OutcomeUnknownError",
     "RegistryError",
     "RootConflictError",
+    "Route",
     "ThreadIdConflictError",
     "ThreadInfo",
     "ThreadRegistry",
+    "UnknownThreadError",
     "get_registry",
+    "listener_of",
+    "request_hop",
     "reset_registry",
 ]
