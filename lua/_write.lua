@@ -150,16 +150,33 @@ end
 -- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
 -- however long the chain; prefix ids are computed only for the prefixes a walk reads).
 function F.derive(chain)
-  -- One gsub lays out the UUID (dashes, version 8, variant 8): no intermediate strings.
-  return (string.gsub(F.digest(W.SALT .. '\0' .. chain),
-    '^(%x%x%x%x%x%x%x%x)(%x%x%x%x)%x(%x%x%x)%x(%x%x%x)(%x%x%x%x%x%x%x%x%x%x%x%x).*$',
-    '%1-%2-8%3-8%4-%5'))
+  local hex = F.digest(W.SALT .. '\0' .. chain)  -- (subs cost less than one gsub here)
+  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
+    .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
+end
+
+-- The number of hops of a chain whose ends may be partial (ends.n: only the last two
+-- are known, see extend_chain), and the full ends when a walk needs them.
+function F.nhops(ends)
+  return ends.n or #ends
+end
+
+function F.complete(chain, ends)
+  if ends.n then
+    local full = F.split(chain)
+    for k = 1, #full do ends[k] = full[k] end
+    ends.n = nil
+  end
 end
 
 -- Fills ds[lo..hi] (the derived ids of the chain's prefixes of lo..hi hops) where missing.
 function F.fill_ds(chain, ends, ds, lo, hi)
+  local n = F.nhops(ends)
   for k = lo, hi do
-    if not ds[k] then ds[k] = F.derive(k == #ends and chain or string.sub(chain, 1, ends[k])) end
+    if not ds[k] then
+      if k ~= n then F.complete(chain, ends) end
+      ds[k] = F.derive(k == n and chain or string.sub(chain, 1, ends[k]))
+    end
   end
 end
 
@@ -274,6 +291,7 @@ function F.walk(chain, ends, ds, k, permanent, need, states)
   while k >= 1 do
     local s = states[k]
     if not s then
+      F.complete(chain, ends)
       F.fill_ds(chain, ends, ds, 1, k)
       F.read_states(chain, ends, ds, 1, k, states)
       s = states[k]
@@ -365,7 +383,7 @@ end
 -- `permanent` makes it (and its ancestors) never expire; so does ttl=None. `states`
 -- may hold what the caller already read. Returns the id (or an error reply).
 function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stale)
-  local n = #ends
+  local n = F.nhops(ends)
   permanent = permanent or W.NEWDL == nil
   states = F.read_states(chain, ends, ds, n > 1 and n - 1 or 1, n, states)
   local s = states[n]
