@@ -23,6 +23,18 @@
 
 
 local F, W = {}, {}  -- helpers and the call's state: two upvalues per helper
+-- Lua makes every helper afresh on each run, which costs more than most redis.calls;
+-- helpers a call seldom needs are made by functions in LAZY, run when F is first asked
+-- for a name it does not hold.
+local LAZY = {}
+setmetatable(F, {__index = function(t, name)
+  for i = 1, #LAZY do
+    local make = LAZY[i]
+    LAZY[i] = false
+    if make then make() end
+  end
+  return rawget(t, name)
+end})
 W.NOW = nil
 do
   local t = redis.call('TIME')
@@ -43,16 +55,6 @@ end
 function F.derived_of(id, body)
   if string.byte(body, 1) == 0 then return string.sub(body, 2, 37) end
   return id
-end
-
--- An error when meta says the namespace was written by another layout (no salt: new).
-function F.layout_error(salt, v)
-  if salt and v ~= '2' then
-    return 'LAYOUT namespace ' .. KEYS[1] .. ' was written by layout ' .. (v or '1')
-      .. ' of redis-thread-registry; this version reads layout ' .. '2'
-      .. ' only: use the version that wrote it, or clear() the namespace (its threads are lost)'
-  end
-  return nil
 end
 
 -- The whole number s names when it lies in [lo, hi], else nil ('1.5', 'inf', '1e300').
@@ -78,4 +80,17 @@ function F.find(id)
   v = redis.call('HGET', KEYS[1], 'P' .. id)
   if v then return F.chain_of(v), nil, true, F.derived_of(id, v) end
   return nil, nil, false
+end
+
+-- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+LAZY[#LAZY + 1] = function()
+-- An error when meta says the namespace was written by another layout (no salt: new).
+function F.layout_error(salt, v)
+  if salt and v ~= '2' then
+    return 'LAYOUT namespace ' .. KEYS[1] .. ' was written by layout ' .. (v or '1')
+      .. ' of redis-thread-registry; this version reads layout ' .. '2'
+      .. ' only: use the version that wrote it, or clear() the namespace (its threads are lost)'
+  end
+  return nil
+end
 end

@@ -2,6 +2,8 @@
 -- @include _core
 -- @include _scan
 
+-- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+LAZY[#LAZY + 1] = function()
 function F.render(chain)
   return (string.gsub(chain, '\31', '.'))
 end
@@ -93,4 +95,5 @@ function F.sweep_on_the_way(count, cursor)
   else
     redis.call('HSET', KEYS[1], 'cur', next_cursor)
   end
+end
 end

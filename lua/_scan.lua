@@ -1,6 +1,8 @@
 -- _scan.lua: one bounded page of HSCAN (the sweep, gc, dump).
 -- @include _core
 
+-- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+LAZY[#LAZY + 1] = function()
 -- One bounded page of HSCAN: entries (a flat field, value list), the next cursor, and
 -- the listpack offset the page began at (nil for a real HSCAN cursor). A hash small
 -- enough for listpack encoding answers HSCAN with all its entries whatever COUNT says,
@@ -29,4 +31,5 @@ function F.scan_page(key, cursor, count, match)
   for i = 2 * off + 1, math.min(#kv, 2 * (off + count)) do page[#page + 1] = kv[i] end
   if #kv > 2 * (off + count) then return page, 'L' .. string.format('%d', off + count), off end
   return page, '0', off
+end
 end

@@ -73,39 +73,12 @@ end
 
 -- ---------------------------------------------------------------- input rules
 
-function F.is_cont(b)
-  return b ~= nil and b >= 128 and b <= 191
-end
-
--- Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-function F.valid_utf8(s)
-  if not string.find(s, '[\128-\255]') then return true end
-  local i, n = 1, #s
-  while i <= n do
-    local c, c2, c3, c4 = string.byte(s, i, i + 3)
-    if c < 128 then
-      i = i + 1
-    elseif c >= 194 and c <= 223 and F.is_cont(c2) then
-      i = i + 2
-    elseif c >= 224 and c <= 239 and F.is_cont(c2) and F.is_cont(c3)
-        and not (c == 224 and c2 < 160) and not (c == 237 and c2 > 159) then
-      i = i + 3
-    elseif c >= 240 and c <= 244 and F.is_cont(c2) and F.is_cont(c3) and F.is_cont(c4)
-        and not (c == 240 and c2 < 144) and not (c == 244 and c2 > 143) then
-      i = i + 4
-    else
-      return false
-    end
-  end
-  return true
-end
-
 function F.check_hop(hop, where)
   local n = #hop
   if n < 1 or n > 256 then
     return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
   end
-  if not F.valid_utf8(hop) then
+  if string.find(hop, '[\128-\255]') and not F.valid_utf8(hop) then
     return 'BADHOP ' .. where .. ' is not valid UTF-8'
   end
   if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
@@ -131,7 +104,7 @@ function F.check_chain(chain)
   local ok = #chain > 0 and longest <= 256 and not string.find(chain, '\31\31', 1, true)
     and string.byte(chain, 1) ~= 31 and string.byte(chain, -1) ~= 31
     and not string.find(chain, '[%z\1-\30\127]') and not string.find(chain, '\194[\128-\159]')
-    and F.valid_utf8(chain)
+    and (not string.find(chain, '[\128-\255]') or F.valid_utf8(chain))
   if ok then return nil, ends end
   for k = 1, n do
     local err = F.check_hop(F.hop_of(chain, ends, k), 'hop ' .. k)
@@ -177,16 +150,33 @@ end
 -- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
 -- however long the chain; prefix ids are computed only for the prefixes a walk reads).
 function F.derive(chain)
-  -- One gsub lays out the UUID (dashes, version 8, variant 8): no intermediate strings.
-  return (string.gsub(F.digest(W.SALT .. '\0' .. chain),
-    '^(%x%x%x%x%x%x%x%x)(%x%x%x%x)%x(%x%x%x)%x(%x%x%x)(%x%x%x%x%x%x%x%x%x%x%x%x).*$',
-    '%1-%2-8%3-8%4-%5'))
+  local hex = F.digest(W.SALT .. '\0' .. chain)  -- (subs cost less than one gsub here)
+  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
+    .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
+end
+
+-- The number of hops of a chain whose ends may be partial (ends.n: only the last two
+-- are known, see extend_chain), and the full ends when a walk needs them.
+function F.nhops(ends)
+  return ends.n or #ends
+end
+
+function F.complete(chain, ends)
+  if ends.n then
+    local full = F.split(chain)
+    for k = 1, #full do ends[k] = full[k] end
+    ends.n = nil
+  end
 end
 
 -- Fills ds[lo..hi] (the derived ids of the chain's prefixes of lo..hi hops) where missing.
 function F.fill_ds(chain, ends, ds, lo, hi)
+  local n = F.nhops(ends)
   for k = lo, hi do
-    if not ds[k] then ds[k] = F.derive(k == #ends and chain or string.sub(chain, 1, ends[k])) end
+    if not ds[k] then
+      if k ~= n then F.complete(chain, ends) end
+      ds[k] = F.derive(k == n and chain or string.sub(chain, 1, ends[k]))
+    end
   end
 end
 
@@ -250,29 +240,30 @@ end
 -- The states of prefixes lo..hi (ds filled there): one HMGET of the threads hash, and
 -- for those not found there one HMGET of meta and one of overrides.
 function F.read_states(chain, ends, ds, lo, hi, states)
-  if states then
-    local all = true
-    for k = lo, hi do if not states[k] then all = false break end end
-    if all then return states end
-  else
-    states = {}
-  end
-  local fields, ks, misses = {}, {}, {}
+  states = states or {}
+  local fields, misses
   for k = hi, lo, -1 do
     if not states[k] then
-      ks[#ks + 1] = k
+      fields = fields or {}
       fields[#fields + 1] = ds[k]
       fields[#fields + 1] = '\0' .. ds[k]
     end
   end
-  if #ks == 0 then return states end
+  if not fields then return states end
   local t = redis.call('HMGET', KEYS[2], unpack(fields))
-  for j, k in ipairs(ks) do
-    local s, found = F.threads_state(chain, ends, ds, k, t[2 * j - 1], t[2 * j])
-    states[k] = s
-    if not found then misses[#misses + 1] = k end
+  local j = 1
+  for k = hi, lo, -1 do
+    if not states[k] then
+      local s, found = F.threads_state(chain, ends, ds, k, t[j], t[j + 1])
+      j = j + 2
+      states[k] = s
+      if not found then
+        misses = misses or {}
+        misses[#misses + 1] = k
+      end
+    end
   end
-  if #misses > 0 then F.resolve_misses(chain, ends, states, misses) end
+  if misses then F.resolve_misses(chain, ends, states, misses) end
   return states
 end
 
@@ -282,30 +273,12 @@ function F.note_deadline(dl)
   if W.MAXDL == nil or dl > W.MAXDL then W.MAXDL = dl end
 end
 
--- Moves a mapping to the permanent store (roots, table roots, ttl=None writes).
-function F.promote(id, d, chain)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('HSET', KEYS[1], 'P' .. id, F.body_for(id, d, chain))
-  if id ~= d and redis.call('HGET', KEYS[3], d) == id then
-    redis.call('HDEL', KEYS[3], d)
-    redis.call('HSET', KEYS[1], 'Q' .. d, id)
-  end
-end
-
 -- Whether a live entry already satisfies this write: permanent, or (for an expiring
 -- write) due no earlier than `need`. Its ancestors then do too (the invariant).
 function F.fresh(dl, perm, permanent, need)
   if perm then return true end
   if permanent or not dl then return false end
   return dl >= (need or W.NEWDL)
-end
-
--- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
--- this write's deadline, so a busy subtree does not rewrite it on every write.
-function F.pushed(need)
-  local dl = W.NEWDL + W.HEADROOM
-  if need > dl then return need end
-  return dl
 end
 
 -- Keeps every prefix of the chain from k hops up (its mapping, or its floor) due no
@@ -318,6 +291,7 @@ function F.walk(chain, ends, ds, k, permanent, need, states)
   while k >= 1 do
     local s = states[k]
     if not s then
+      F.complete(chain, ends)
       F.fill_ds(chain, ends, ds, 1, k)
       F.read_states(chain, ends, ds, 1, k, states)
       s = states[k]
@@ -348,14 +322,6 @@ function F.walk(chain, ends, ds, k, permanent, need, states)
     k = k - 1
   end
   if writes then redis.call('HSET', KEYS[2], unpack(writes)) end
-end
-
--- The threads and overrides hashes carry a native expiry no earlier than their latest
--- deadline, so a namespace left idle is given back by Redis itself. Both always get
--- the same instant (meta's x records it), so an override cannot vanish under a live
--- mapping. Both are raised to ttl/8 beyond what is needed, about once per ttl/8.
-function F.key_expiry_target()
-  return W.MAXDL + math.floor((W.NEWDL - W.NOW) / 8) + W.HEADROOM
 end
 
 -- Binds a chain (deriving d) that has no live id (its state s from read_states).
@@ -417,7 +383,7 @@ end
 -- `permanent` makes it (and its ancestors) never expire; so does ttl=None. `states`
 -- may hold what the caller already read. Returns the id (or an error reply).
 function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stale)
-  local n = #ends
+  local n = F.nhops(ends)
   permanent = permanent or W.NEWDL == nil
   states = F.read_states(chain, ends, ds, n > 1 and n - 1 or 1, n, states)
   local s = states[n]
@@ -460,8 +426,7 @@ function F.begin_write(...)
     return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. 10000
   end
   local m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', ...)
-  err = F.layout_error(m[1], m[2])
-  if err then return err end
+  if m[1] and m[2] ~= '2' then return F.layout_error(m[1], m[2]) end
   W.SALT, W.X_AT, W.CURSOR = m[1] or nil, tonumber(m[3]) or 0, m[4] or nil
   return nil, m[5], m[6]
 end
@@ -471,17 +436,6 @@ function F.ensure_salt()
     W.SALT = W.CANDIDATE
     redis.call('HSET', KEYS[1], 'salt', W.SALT, 'v', '2')
   end
-end
-
--- A hash tag's keys migrate one by one, and while a slot migrates Redis refuses a
--- script that declares a key absent on the node it runs on (TRYAGAIN, or ASK then
--- TRYAGAIN) until the migration ends. So the threads and overrides hashes always hold
--- a placeholder field '' (never an id, a chain or a floor): each exists whenever the
--- other does, made together and expiring together, and a namespace in use is served
--- all through a migration.
-function F.ensure_keys()
-  redis.call('HSETNX', KEYS[2], '', '')
-  redis.call('HSETNX', KEYS[3], '', '')
 end
 
 function F.end_write()
@@ -496,4 +450,72 @@ function F.end_write()
   end
   local n = tonumber(ARGV[3])
   if n > 0 then F.sweep_on_the_way(n, W.CURSOR) end
+end
+
+-- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+LAZY[#LAZY + 1] = function()
+
+function F.is_cont(b)
+  return b ~= nil and b >= 128 and b <= 191
+end
+
+-- Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+function F.valid_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c, c2, c3, c4 = string.byte(s, i, i + 3)
+    if c < 128 then
+      i = i + 1
+    elseif c >= 194 and c <= 223 and F.is_cont(c2) then
+      i = i + 2
+    elseif c >= 224 and c <= 239 and F.is_cont(c2) and F.is_cont(c3)
+        and not (c == 224 and c2 < 160) and not (c == 237 and c2 > 159) then
+      i = i + 3
+    elseif c >= 240 and c <= 244 and F.is_cont(c2) and F.is_cont(c3) and F.is_cont(c4)
+        and not (c == 240 and c2 < 144) and not (c == 244 and c2 > 143) then
+      i = i + 4
+    else
+      return false
+    end
+  end
+  return true
+end
+
+-- Moves a mapping to the permanent store (roots, table roots, ttl=None writes).
+function F.promote(id, d, chain)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HSET', KEYS[1], 'P' .. id, F.body_for(id, d, chain))
+  if id ~= d and redis.call('HGET', KEYS[3], d) == id then
+    redis.call('HDEL', KEYS[3], d)
+    redis.call('HSET', KEYS[1], 'Q' .. d, id)
+  end
+end
+
+-- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
+-- this write's deadline, so a busy subtree does not rewrite it on every write.
+function F.pushed(need)
+  local dl = W.NEWDL + W.HEADROOM
+  if need > dl then return need end
+  return dl
+end
+
+-- The threads and overrides hashes carry a native expiry no earlier than their latest
+-- deadline, so a namespace left idle is given back by Redis itself. Both always get
+-- the same instant (meta's x records it), so an override cannot vanish under a live
+-- mapping. Both are raised to ttl/8 beyond what is needed, about once per ttl/8.
+function F.key_expiry_target()
+  return W.MAXDL + math.floor((W.NEWDL - W.NOW) / 8) + W.HEADROOM
+end
+
+-- A hash tag's keys migrate one by one, and while a slot migrates Redis refuses a
+-- script that declares a key absent on the node it runs on (TRYAGAIN, or ASK then
+-- TRYAGAIN) until the migration ends. So the threads and overrides hashes always hold
+-- a placeholder field '' (never an id, a chain or a floor): each exists whenever the
+-- other does, made together and expiring together, and a namespace in use is served
+-- all through a migration.
+function F.ensure_keys()
+  redis.call('HSETNX', KEYS[2], '', '')
+  redis.call('HSETNX', KEYS[3], '', '')
+end
 end

@@ -12,7 +12,6 @@
 -- @include _remove
 
 local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
-local err = F.layout_error(m[1], m[2])
-if err then return redis.error_reply(err) end
+if m[1] and m[2] ~= '2' then return redis.error_reply(F.layout_error(m[1], m[2])) end
 if F.remove(ARGV[1]) then return 1 end
 return 0

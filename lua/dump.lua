@@ -15,8 +15,7 @@
 -- @include _scan
 
 local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
-local err = F.layout_error(m[1], m[2])
-if err then return redis.error_reply(err) end
+if m[1] and m[2] ~= '2' then return redis.error_reply(F.layout_error(m[1], m[2])) end
 local count = F.whole(ARGV[3], 1, 10000)
 if not count then
   return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. 10000)

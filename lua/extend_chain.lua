@@ -48,8 +48,12 @@ if current then
   end
 end
 F.ensure_salt()
-local ends = F.split(chain)
-local n = #ends
+-- Only the last two prefixes' ends are known (n counted, not split): a walk that goes
+-- further up completes them (F.complete).
+local n = 1
+if current then n = select(2, string.gsub(current, '\31', '')) + 2 end
+local ends = {n = n, [n] = #chain}
+if current then ends[n - 1] = #current end
 -- The current thread is the parent: its state and derived id are known already.
 local ds, states = {[n] = F.derive(chain)}, {}
 if current then

@@ -148,7 +148,9 @@ def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -
         elif name == b"root":
             tid = value[:36].decode()
             assert tid in permanent, f"root pointer {tid} names no permanent mapping"
-            assert _body(tid, value[36:])[0] == live[tid], f"root pointer {value!r} disagrees with {live[tid]!r}"
+            assert _body(tid, value[36:])[0] == live[tid], (
+                f"root pointer {value!r} disagrees with {live[tid]!r}"
+            )
             assert len(live[tid]) == 2 and live[tid][0] == "system", f"root {tid} is {live[tid]!r}"
         elif name.startswith(b"T"):
             table, tid = name[1:].decode(), value.decode()
