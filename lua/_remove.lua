@@ -1,46 +1,46 @@
--- _remove.lua: removing mappings and sweeping expired entries; pasted after _core.
+-- _remove.lua: removing mappings and sweeping expired entries.
+-- @include _core
+-- @include _scan
 
-local function render(chain)
-  return (string.gsub(chain, SEP, '.'))
+-- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+LAZY[#LAZY + 1] = function()
+function F.render(chain)
+  return (string.gsub(chain, '\31', '.'))
 end
 
--- Byte offsets of the separators, so prefixes and the last hop come without copying.
-local function separators(chain)
-  local seps, from = {}, 1
-  while true do
-    local i = string.find(chain, SEP, from, true)
-    if not i then return seps end
-    seps[#seps + 1] = i
-    from = i + 1
-  end
-end
-
--- Removes an expiring entry and the override that points at it.
-local function drop_expiring(id, chain)
-  redis.call('HDEL', K_THREADS, id)
-  if redis.call('HGET', K_OVERRIDES, chain) == id then
-    redis.call('HDEL', K_OVERRIDES, chain)
+-- Removes an expiring entry and the override that points at it (only a thread whose
+-- id is not its chain's derived id can have one).
+function F.drop_expiring(id, body)
+  redis.call('HDEL', KEYS[2], id)
+  if string.byte(body, 1) == 0 then
+    local d = string.sub(body, 2, 37)
+    if redis.call('HGET', KEYS[3], d) == id then redis.call('HDEL', KEYS[3], d) end
   end
 end
 
 -- Removes a mapping, both directions, wherever it lives; also the root or
 -- table-root pointer that names it. Returns true when something was removed.
-local function remove(id)
-  local v = redis.call('HGET', K_THREADS, id)
+function F.remove(id)
+  local v = redis.call('HGET', KEYS[2], id)
   if v and #v > 6 then
-    drop_expiring(id, string.sub(v, 7))
+    F.drop_expiring(id, string.sub(v, 7))
     return true
   end
-  local chain = redis.call('HGET', K_META, 'P' .. id)
-  if not chain then return false end
-  local seps = separators(chain)
-  local table_pointer = #seps == 1 and ('T' .. string.sub(chain, 1, seps[1] - 1)) or 'T'
-  local m = redis.call('HMGET', K_META, 'Q' .. chain, 'root', table_pointer)
+  local body = redis.call('HGET', KEYS[1], 'P' .. id)
+  if not body then return false end
+  local chain = F.chain_of(body)
+  local d = F.derived_of(id, body)
+  local first_end = string.find(chain, '\31', 1, true)
+  local table_pointer = 'T'
+  if first_end and not string.find(chain, '\31', first_end + 1, true) then
+    table_pointer = 'T' .. string.sub(chain, 1, first_end - 1)
+  end
+  local m = redis.call('HMGET', KEYS[1], 'Q' .. d, 'root', table_pointer)
   local doomed = {'P' .. id}
-  if m[1] == id then doomed[#doomed + 1] = 'Q' .. chain end
-  if m[2] == id then doomed[#doomed + 1] = 'root' end
+  if m[1] == id then doomed[#doomed + 1] = 'Q' .. d end
+  if m[2] and string.sub(m[2], 1, 36) == id then doomed[#doomed + 1] = 'root' end
   if m[3] == id then doomed[#doomed + 1] = table_pointer end
-  redis.call('HDEL', K_META, unpack(doomed))
+  redis.call('HDEL', KEYS[1], unpack(doomed))
   return true
 end
 
@@ -50,29 +50,36 @@ end
 -- reclaimed and the next cursor ('0': a pass ended; a step that stopped early gives a
 -- cursor that examines the rest of its page again), or nil and an error for a cursor
 -- this library did not give.
-local function sweep(cursor, count, most)
-  local kv, next_cursor, off = scan_page(K_THREADS, cursor, count)
+function F.sweep(cursor, count, most)
+  local kv, next_cursor, off = F.scan_page(KEYS[2], cursor, count)
   if not kv then return nil, next_cursor end
   local reclaimed, dropped, seen = 0, 0, 0
+  local doomed = {}
   for i = 1, #kv, 2 do
     if most and reclaimed >= most then
       -- Stopped inside the page: the next step examines it again from where it began
       -- ('C' keeps a page that began at cursor 0 from reading as the end of a pass).
       next_cursor = off and ('L' .. string.format('%d', off + seen - dropped)) or ('C' .. cursor)
+      if #doomed > 0 then redis.call('HDEL', KEYS[2], unpack(doomed)) end
       return reclaimed, next_cursor
     end
     seen = seen + 1
     local v = kv[i + 1]
-    if #v >= 6 and dec_dl(v) <= NOW then  -- '' is the placeholder (see ensure_keys)
+    if #v >= 6 and F.dec_dl(v) <= W.NOW then  -- '' is the placeholder (see ensure_keys)
       if #v > 6 then
-        drop_expiring(kv[i], string.sub(v, 7))
+        if string.byte(v, 7) == 0 then
+          F.drop_expiring(kv[i], string.sub(v, 7))
+        else
+          doomed[#doomed + 1] = kv[i]
+        end
         reclaimed = reclaimed + 1
       else
-        redis.call('HDEL', K_THREADS, kv[i])
+        doomed[#doomed + 1] = kv[i]
       end
       dropped = dropped + 1
     end
   end
+  if #doomed > 0 then redis.call('HDEL', KEYS[2], unpack(doomed)) end
   if off and next_cursor ~= '0' then
     -- What was dropped from this page moved the rest of the listpack up.
     next_cursor = 'L' .. string.format('%d', off + seen - dropped)
@@ -80,13 +87,13 @@ local function sweep(cursor, count, most)
   return reclaimed, next_cursor
 end
 
--- The sweep that writes do on the way, from the cursor kept in meta.
-local function sweep_on_the_way(count)
-  local cursor = redis.call('HGET', K_META, 'cur') or '0'
-  local _, next_cursor = sweep(cursor, count)
+-- The sweep that writes do on the way, from the cursor `cursor` read from meta.
+function F.sweep_on_the_way(count, cursor)
+  local _, next_cursor = F.sweep(cursor or '0', count)
   if next_cursor == '0' or not next_cursor then
-    redis.call('HDEL', K_META, 'cur')
+    if cursor then redis.call('HDEL', KEYS[1], 'cur') end
   else
-    redis.call('HSET', K_META, 'cur', next_cursor)
+    redis.call('HSET', KEYS[1], 'cur', next_cursor)
   end
+end
 end

@@ -1,5 +1,6 @@
--- _write.lua: helpers of the scripts that bind and touch threads; pasted after _core
--- and _remove.
+-- _write.lua: helpers of the scripts that bind and touch threads.
+-- @include _core
+-- @include _remove
 --
 -- Every write script passes ARGV[1] ttl in ms ('' = never expire), ARGV[2] a fresh
 -- random UUID, ARGV[3] how many thread entries to sweep for expiry on the way ('0' = none).
@@ -13,23 +14,25 @@
 -- that chain must start with, should one be created later. So an ancestor created
 -- after its descendants (by another client with a shorter ttl, by prune_for_response,
 -- above a permanent root) starts no earlier than they end. Expiring floors live in the
--- threads hash under \0<chain>, permanent ones in meta as Q<chain> = ''; both are found
--- by the same reads that look for a chain's mapping, and expired floors are swept like
--- mappings. Because of the invariant the walk up the chain stops at the first prefix
--- that is already late enough, and thanks to HEADROOM a busy subtree rewrites its
--- ancestors once per HEADROOM, not on every write.
+-- threads hash under \0<d>, permanent ones in meta as Q<d> = '' (d: the chain's derived
+-- id); both are found by the same reads that look for a chain's mapping, and expired
+-- floors are swept like mappings. Because of the invariant the walk up the chain stops
+-- at the first prefix that is already late enough, and thanks to HEADROOM a busy
+-- subtree rewrites its ancestors once per HEADROOM, not on every write.
+--
+-- A chain's state and its ancestors' are read with one HMGET per key whatever the
+-- depth, and the walk writes in one HSET.
 
-local MAX_TTL_MS = 315360000000  -- ten years; deadlines stay far below 2^48 and 1e14
-local MAX_SWEEP = MAX_COUNT
-local SALT = redis.call('HGET', K_META, 'salt')
-local NEWDL        -- deadline a write gives what it touches; nil = never expire
-local HEADROOM = 0
-local CANDIDATE    -- fresh random id from the client, used when the derived id is taken
-local MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
-local OVERRIDDEN = false  -- whether this call wrote to the overrides hash
-local PERMANENT_WRITTEN = false  -- whether this call made a permanent mapping
+W.SALT = nil  -- the namespace's secret salt (nil until the first write)
+W.X_AT = 0     -- the expiry the threads and overrides keys were last given
+W.CURSOR = nil  -- the sweep cursor kept in meta
+W.NEWDL = nil  -- deadline a write gives what it touches; nil = never expire
+W.HEADROOM = 0
+W.CANDIDATE = nil  -- fresh random id from the client, used when the derived id is taken
+W.MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
+W.PERMANENT_WRITTEN = false  -- whether this call made a permanent mapping
 
-local function enc_dl(ms)
+function F.enc_dl(ms)
   local f = ms % 256
   ms = (ms - f) / 256
   local e = ms % 256
@@ -42,39 +45,434 @@ local function enc_dl(ms)
   return string.char((ms - b) / 256 % 256, b, c, d, e, f)
 end
 
--- The chain without its last hop (nil for a one-hop chain); the greedy match finds
--- the last separator in C, without building a table of them.
-local function parent_of(chain)
-  return string.match(chain, '^(.*)\31')
+-- Where each prefix of a chain ends: ends[k] is the byte index of the last byte of
+-- its first k hops (so #ends is the number of hops).
+function F.split(chain)
+  local ends, from = {}, 1
+  while true do
+    local i = string.find(chain, '\31', from, true)
+    if not i then
+      ends[#ends + 1] = #chain
+      return ends
+    end
+    ends[#ends + 1] = i - 1
+    from = i + 1
+  end
+end
+
+function F.hop_of(chain, ends, k)
+  return string.sub(chain, (ends[k - 1] or -1) + 2, ends[k])
 end
 
 -- Whether a chain has more than `limit` hops; counts only when it could.
-local function deeper_than(chain, limit)
+function F.deeper_than(chain, limit)
   if #chain < 2 * limit + 1 then return false end
-  local _, seps = string.gsub(chain, SEP, SEP)
+  local _, seps = string.gsub(chain, '\31', '\31')
   return seps + 1 > limit
 end
 
 -- ---------------------------------------------------------------- input rules
 
-local function is_cont(b)
+function F.check_hop(hop, where)
+  local n = #hop
+  if n < 1 or n > 256 then
+    return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
+  end
+  if string.find(hop, '[\128-\255]') and not F.valid_utf8(hop) then
+    return 'BADHOP ' .. where .. ' is not valid UTF-8'
+  end
+  if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
+    return 'BADHOP ' .. where .. ' contains a control character; hops may not'
+  end
+  return nil
+end
+
+-- Validates a whole encoded chain; returns an error string or nil, and its ends. The
+-- usual (valid) chain is checked with a few scans of the whole string; only a chain
+-- that fails one is checked hop by hop, for a message that names the hop.
+function F.check_chain(chain)
+  local ends = F.split(chain)
+  local n = #ends
+  if n > 256 then
+    return 'BADCHAIN chain has ' .. n .. ' hops; at most 256 are allowed'
+  end
+  local longest, from = 0, 0
+  for k = 1, n do
+    if ends[k] - from > longest then longest = ends[k] - from end
+    from = ends[k] + 1
+  end
+  local ok = #chain > 0 and longest <= 256 and not string.find(chain, '\31\31', 1, true)
+    and string.byte(chain, 1) ~= 31 and string.byte(chain, -1) ~= 31
+    and not string.find(chain, '[%z\1-\30\127]') and not string.find(chain, '\194[\128-\159]')
+    and (not string.find(chain, '[\128-\255]') or F.valid_utf8(chain))
+  if ok then return nil, ends end
+  for k = 1, n do
+    local err = F.check_hop(F.hop_of(chain, ends, k), 'hop ' .. k)
+    if err then return err end
+  end
+  return nil, ends
+end
+
+function F.check_id(id)
+  if #id ~= 36 or not string.find(id, '^[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+$')
+      or string.byte(id, 9) ~= 45 or string.byte(id, 14) ~= 45 or string.byte(id, 19) ~= 45
+      or string.byte(id, 24) ~= 45 then
+    return 'BADID thread id ' .. id .. ' is not a lowercase UUID string'
+  end
+  return nil
+end
+
+-- ---------------------------------------------------------------- ids
+
+-- The id a chain gets unless it is taken: a keyed digest, built hop by hop from the
+-- parent's derived id, so the chain -> id direction needs no storage of its own. Real
+-- servers have sha1hex; fakeredis does not, and gets a keyed polynomial hash
+-- (collisions are handled by the override path either way, so only opacity depends
+-- on the digest).
+if redis.sha1hex then
+  F.digest = redis.sha1hex
+else
+  local P = {67108859, 67108837, 67108819, 67108777, 67108763}
+  local M = {16777619, 22222223, 19999999, 23456789, 17171717}
+  F.digest = function(s)
+    local h = {1, 7, 13, 29, 31}
+    for from = 1, #s, 128 do
+      local bytes = {string.byte(s, from, math.min(from + 127, #s))}
+      for j = 1, #bytes do
+        local x = bytes[j]
+        for k = 1, 5 do h[k] = (h[k] * M[k] + x + 1) % P[k] end
+      end
+    end
+    return string.format('%07x%07x%07x%07x%07x', h[1], h[2], h[3], h[4], h[5])
+  end
+end
+
+-- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
+-- however long the chain; prefix ids are computed only for the prefixes a walk reads).
+function F.derive(chain)
+  local hex = F.digest(W.SALT .. '\0' .. chain)  -- (subs cost less than one gsub here)
+  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
+    .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
+end
+
+-- The number of hops of a chain whose ends may be partial (ends.n: only the last two
+-- are known, see extend_chain), and the full ends when a walk needs them.
+function F.nhops(ends)
+  return ends.n or #ends
+end
+
+function F.complete(chain, ends)
+  if ends.n then
+    local full = F.split(chain)
+    for k = 1, #full do ends[k] = full[k] end
+    ends.n = nil
+  end
+end
+
+-- Fills ds[lo..hi] (the derived ids of the chain's prefixes of lo..hi hops) where missing.
+function F.fill_ds(chain, ends, ds, lo, hi)
+  local n = F.nhops(ends)
+  for k = lo, hi do
+    if not ds[k] then
+      if k ~= n then F.complete(chain, ends) end
+      ds[k] = F.derive(k == n and chain or string.sub(chain, 1, ends[k]))
+    end
+  end
+end
+
+-- What a thread of a chain deriving d is stored as (after its deadline).
+function F.body_for(id, d, chain)
+  if id == d then return chain end
+  return '\0' .. d .. chain
+end
+
+-- ---------------------------------------------------------------- reading state
+
+-- The state of prefix k from its threads fields (v at d, floor f at \0d):
+-- {id, dl, perm} when it has a live mapping there, else what creating it needs.
+function F.threads_state(chain, ends, ds, k, v, f)
+  local s = {d = ds[k], slot = v}
+  if v and #v == ends[k] + 6 and string.sub(v, 7) == string.sub(chain, 1, ends[k]) then
+    local dl = F.dec_dl(v)
+    if dl > W.NOW then
+      s.id, s.dl = ds[k], dl
+      return s, true
+    end
+  end
+  if f then
+    s.floor_field = true
+    local fdl = F.dec_dl(f)
+    if fdl > W.NOW then s.floor_dl = fdl end
+  end
+  return s, false
+end
+
+-- Completes the states of prefixes `ks` that have no mapping at their derived id:
+-- permanent mappings and floors (meta), overrides. One HMGET per key for all of them.
+function F.resolve_misses(chain, ends, states, ks)
+  local mf, of = {}, {}
+  for j, k in ipairs(ks) do
+    local d = states[k].d
+    mf[2 * j - 1], mf[2 * j] = 'P' .. d, 'Q' .. d
+    of[j] = d
+  end
+  local m = redis.call('HMGET', KEYS[1], unpack(mf))
+  local o = redis.call('HMGET', KEYS[3], unpack(of))
+  for j, k in ipairs(ks) do
+    local s, p, q = states[k], m[2 * j - 1], m[2 * j]
+    s.perm_slot, s.q, s.over_field = p, q, o[j]
+    -- The prefix itself is only copied out of the chain where something may hold it.
+    if p and #p == ends[k] and p == string.sub(chain, 1, ends[k]) then
+      s.id, s.perm = s.d, true
+    else
+      local oid = o[j]  -- HMGET gives false, not nil, for a missing field
+      if q and q ~= '' then oid = q end
+      s.floor_perm = q == ''
+      if oid then
+        s.override = oid
+        local c, dl, perm = F.find(oid)
+        if c and #c == ends[k] and c == string.sub(chain, 1, ends[k]) then s.id, s.dl, s.perm = oid, dl, perm end
+      end
+    end
+  end
+end
+
+-- The states of prefixes lo..hi (ds filled there): one HMGET of the threads hash, and
+-- for those not found there one HMGET of meta and one of overrides.
+function F.read_states(chain, ends, ds, lo, hi, states)
+  states = states or {}
+  local fields, misses
+  for k = hi, lo, -1 do
+    if not states[k] then
+      fields = fields or {}
+      fields[#fields + 1] = ds[k]
+      fields[#fields + 1] = '\0' .. ds[k]
+    end
+  end
+  if not fields then return states end
+  local t = redis.call('HMGET', KEYS[2], unpack(fields))
+  local j = 1
+  for k = hi, lo, -1 do
+    if not states[k] then
+      local s, found = F.threads_state(chain, ends, ds, k, t[j], t[j + 1])
+      j = j + 2
+      states[k] = s
+      if not found then
+        misses = misses or {}
+        misses[#misses + 1] = k
+      end
+    end
+  end
+  if misses then F.resolve_misses(chain, ends, states, misses) end
+  return states
+end
+
+-- ---------------------------------------------------------------- touching
+
+function F.note_deadline(dl)
+  if W.MAXDL == nil or dl > W.MAXDL then W.MAXDL = dl end
+end
+
+-- Whether a live entry already satisfies this write: permanent, or (for an expiring
+-- write) due no earlier than `need`. Its ancestors then do too (the invariant).
+function F.fresh(dl, perm, permanent, need)
+  if perm then return true end
+  if permanent or not dl then return false end
+  return dl >= (need or W.NEWDL)
+end
+
+-- Keeps every prefix of the chain from k hops up (its mapping, or its floor) due no
+-- earlier than `need`, the deadline its child has now, nearest first. Each prefix
+-- pushed raises what its own parent needs, so the walk compares against that; it
+-- stops at the first prefix already late enough (the invariant holds above). What it
+-- has not read yet it reads in one go (read_states), and it writes in one HSET.
+function F.walk(chain, ends, ds, k, permanent, need, states)
+  local writes
+  while k >= 1 do
+    local s = states[k]
+    if not s then
+      F.complete(chain, ends)
+      F.fill_ds(chain, ends, ds, 1, k)
+      F.read_states(chain, ends, ds, 1, k, states)
+      s = states[k]
+    end
+    local dl, perm = s.dl, s.perm
+    if not s.id then dl, perm = s.floor_dl, s.floor_perm end
+    if F.fresh(dl, perm, permanent, need) then break end
+    local prefix_end = ends[k]
+    if permanent then
+      if s.id then
+        if not s.perm then F.promote(s.id, s.d, string.sub(chain, 1, prefix_end)) end
+      else
+        if s.floor_field then redis.call('HDEL', KEYS[2], '\0' .. s.d) end
+        redis.call('HSET', KEYS[1], 'Q' .. s.d, '')
+      end
+    else
+      need = F.pushed(need)
+      writes = writes or {}
+      if s.id then
+        writes[#writes + 1] = s.id
+        writes[#writes + 1] = F.enc_dl(need) .. F.body_for(s.id, s.d, string.sub(chain, 1, prefix_end))
+      else
+        writes[#writes + 1] = '\0' .. s.d
+        writes[#writes + 1] = F.enc_dl(need)
+      end
+      F.note_deadline(need)
+    end
+    k = k - 1
+  end
+  if writes then redis.call('HSET', KEYS[2], unpack(writes)) end
+end
+
+-- Binds a chain (deriving d) that has no live id (its state s from read_states).
+-- `forced` is an externally assigned id known to be unbound (`forced_stale`: its
+-- mapping expired and is removed here). A mapping starts no earlier than the chain's
+-- floor (permanent if the floor is), and takes the floor's place. Returns id,
+-- permanent, deadline (or an error reply).
+function F.create(chain, s, forced, permanent, forced_stale)
+  permanent = permanent or s.floor_perm
+  local d = s.d
+  local o = s.override
+  if o then
+    local c, dl = F.find(o)
+    if c == nil and dl then F.remove(o) end
+  end
+  if s.over_field then redis.call('HDEL', KEYS[3], d) end
+  if s.q then redis.call('HDEL', KEYS[1], 'Q' .. d) end
+  if s.floor_field then redis.call('HDEL', KEYS[2], '\0' .. d) end
+  local id = forced
+  if not id then
+    if s.slot and #s.slot > 6 and F.dec_dl(s.slot) > W.NOW then
+      id = W.CANDIDATE  -- the derived id is live for another chain
+    elseif s.slot then
+      F.drop_expiring(d, string.sub(s.slot, 7))
+      id = d
+    elseif s.perm_slot then
+      id = W.CANDIDATE  -- the derived id is permanent for another chain
+    else
+      id = d
+    end
+  end
+  if id ~= d then
+    if forced then
+      if forced_stale then F.remove(id) end
+    else
+      local c, dl = F.find(id)
+      if c then return redis.error_reply('BADID thread id ' .. id .. ' is already bound') end
+      if dl then F.remove(id) end
+    end
+  end
+  local body = F.body_for(id, d, chain)
+  local dl  -- the deadline the new mapping starts with (nil: permanent)
+  if permanent then
+    redis.call('HSET', KEYS[1], 'P' .. id, body)
+    if id ~= d then redis.call('HSET', KEYS[1], 'Q' .. d, id) end
+    W.PERMANENT_WRITTEN = true
+  else
+    dl = W.NEWDL
+    if s.floor_dl and s.floor_dl > dl then dl = s.floor_dl end
+    redis.call('HSET', KEYS[2], id, F.enc_dl(dl) .. body)
+    F.note_deadline(dl)
+    if id ~= d then redis.call('HSET', KEYS[3], d, id) end
+  end
+  return id, permanent, dl
+end
+
+-- The id of a chain (with its ends and derived ids ds, ds[n] and ds[n - 1] known),
+-- bound now (to `forced` if given) if it had none; touches it and its ancestors.
+-- `permanent` makes it (and its ancestors) never expire; so does ttl=None. `states`
+-- may hold what the caller already read. Returns the id (or an error reply).
+function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stale)
+  local n = F.nhops(ends)
+  permanent = permanent or W.NEWDL == nil
+  states = F.read_states(chain, ends, ds, n > 1 and n - 1 or 1, n, states)
+  local s = states[n]
+  local id, has = s.id, W.NEWDL  -- has: the deadline the chain has after this call
+  if id then
+    if F.fresh(s.dl, s.perm, permanent) then return id end
+    if permanent then
+      F.promote(id, s.d, chain)
+    else
+      redis.call('HSET', KEYS[2], id, F.enc_dl(W.NEWDL) .. F.body_for(id, s.d, chain))
+      F.note_deadline(W.NEWDL)
+    end
+  else
+    id, permanent, has = F.create(chain, s, forced, permanent, forced_stale)
+    if type(id) == 'table' then return id end
+  end
+  if n > 1 then F.walk(chain, ends, ds, n - 1, permanent, has, states) end
+  return id
+end
+
+-- ---------------------------------------------------------------- write protocol
+
+-- Checks the write arguments and reads meta (salt, layout, key expiry, sweep cursor,
+-- and `extra` fields, returned in order). Returns an error string, or nil and extras.
+function F.begin_write(...)
+  local ttl = ARGV[1]
+  if ttl ~= '' then
+    local n = F.whole(ttl, 1, 315360000000)
+    if not n then
+      return 'BADARG ttl ' .. ttl .. ' must be a whole number of milliseconds from 1 to '
+        .. string.format('%d', 315360000000)
+    end
+    W.NEWDL = W.NOW + n
+    W.HEADROOM = math.min(math.floor(n / 64), 1000)
+  end
+  local err = F.check_id(ARGV[2])
+  if err then return err end
+  W.CANDIDATE = ARGV[2]
+  if not F.whole(ARGV[3], 0, 10000) then
+    return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. 10000
+  end
+  local m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', ...)
+  if m[1] and m[2] ~= '2' then return F.layout_error(m[1], m[2]) end
+  W.SALT, W.X_AT, W.CURSOR = m[1] or nil, tonumber(m[3]) or 0, m[4] or nil
+  return nil, m[5], m[6]
+end
+
+function F.ensure_salt()
+  if not W.SALT then
+    W.SALT = W.CANDIDATE
+    redis.call('HSET', KEYS[1], 'salt', W.SALT, 'v', '2')
+  end
+end
+
+function F.end_write()
+  if W.MAXDL and W.MAXDL > W.X_AT then
+    local target = F.key_expiry_target()
+    F.ensure_keys()
+    redis.call('PEXPIREAT', KEYS[2], target)
+    redis.call('PEXPIREAT', KEYS[3], target)
+    redis.call('HSET', KEYS[1], 'x', string.format('%d', target))
+  elseif W.PERMANENT_WRITTEN then
+    F.ensure_keys()  -- a namespace of permanent mappings only: kept without an expiry
+  end
+  local n = tonumber(ARGV[3])
+  if n > 0 then F.sweep_on_the_way(n, W.CURSOR) end
+end
+
+-- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+LAZY[#LAZY + 1] = function()
+
+function F.is_cont(b)
   return b ~= nil and b >= 128 and b <= 191
 end
 
 -- Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-local function valid_utf8(s)
+function F.valid_utf8(s)
   if not string.find(s, '[\128-\255]') then return true end
   local i, n = 1, #s
   while i <= n do
     local c, c2, c3, c4 = string.byte(s, i, i + 3)
     if c < 128 then
       i = i + 1
-    elseif c >= 194 and c <= 223 and is_cont(c2) then
+    elseif c >= 194 and c <= 223 and F.is_cont(c2) then
       i = i + 2
-    elseif c >= 224 and c <= 239 and is_cont(c2) and is_cont(c3)
+    elseif c >= 224 and c <= 239 and F.is_cont(c2) and F.is_cont(c3)
         and not (c == 224 and c2 < 160) and not (c == 237 and c2 > 159) then
       i = i + 3
-    elseif c >= 240 and c <= 244 and is_cont(c2) and is_cont(c3) and is_cont(c4)
+    elseif c >= 240 and c <= 244 and F.is_cont(c2) and F.is_cont(c3) and F.is_cont(c4)
         and not (c == 240 and c2 < 144) and not (c == 244 and c2 > 143) then
       i = i + 4
     else
@@ -84,298 +482,30 @@ local function valid_utf8(s)
   return true
 end
 
-local function check_hop(hop, where)
-  local n = #hop
-  if n < 1 or n > MAX_HOP_BYTES then
-    return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
-  end
-  if not valid_utf8(hop) then
-    return 'BADHOP ' .. where .. ' is not valid UTF-8'
-  end
-  if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
-    return 'BADHOP ' .. where .. ' contains a control character; hops may not'
-  end
-  return nil
-end
-
--- Validates a whole encoded chain; returns an error string or nil.
-local function check_chain(chain)
-  local seps = separators(chain)
-  if #seps + 1 > MAX_HOPS then
-    return 'BADCHAIN chain has ' .. (#seps + 1) .. ' hops; at most 256 are allowed'
-  end
-  local from = 1
-  for i = 1, #seps + 1 do
-    local to = (seps[i] or (#chain + 1)) - 1
-    local err = check_hop(string.sub(chain, from, to), 'hop ' .. i)
-    if err then return err end
-    from = to + 2
-  end
-  return nil
-end
-
-local function check_id(id)
-  if not string.find(id, '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$')
-      or string.find(id, '%u') then
-    return 'BADID thread id ' .. id .. ' is not a lowercase UUID string'
-  end
-  return nil
-end
-
--- ---------------------------------------------------------------- ids
-
--- The id a chain gets unless it is taken: a keyed digest of the chain, so the
--- chain -> id direction needs no storage of its own. Real servers have sha1hex;
--- fakeredis does not, and gets a keyed polynomial hash (collisions are handled
--- by the override path either way, so only opacity depends on the digest).
-local digest
-if redis.sha1hex then
-  digest = redis.sha1hex
-else
-  local P = {67108859, 67108837, 67108819, 67108777, 67108763}
-  local M = {16777619, 22222223, 19999999, 23456789, 17171717}
-  digest = function(s)
-    local h = {1, 7, 13, 29, 31}
-    for from = 1, #s, 128 do
-      local bytes = {string.byte(s, from, math.min(from + 127, #s))}
-      for j = 1, #bytes do
-        local x = bytes[j]
-        for k = 1, 5 do h[k] = (h[k] * M[k] + x + 1) % P[k] end
-      end
-    end
-    local out = {}
-    for k = 1, 5 do out[k] = string.format('%07x', h[k]) end
-    return table.concat(out)
-  end
-end
-
-local function derived_id(chain)
-  local hex = digest(SALT .. '\0' .. chain)
-  local variant = string.format('%x', tonumber(string.sub(hex, 17, 17), 16) % 4 + 8)
-  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
-    .. '-' .. variant .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
-end
-
--- The live id of a chain: id, deadline, permanent. When the chain has none: nil and
--- what creating it needs to know: the derived id, what occupies its slot, a stale
--- override, and the chain's floor (deadline, or permanent) if it has one.
-local function resolve(chain)
-  local d = derived_id(chain)
-  local t = redis.call('HMGET', K_THREADS, d, '\0' .. chain)
-  local v = t[1]
-  if v and string.sub(v, 7) == chain then
-    local dl = dec_dl(v)
-    if dl > NOW then return d, dl, false end
-  end
-  local m = redis.call('HMGET', K_META, 'P' .. d, 'Q' .. chain)
-  if m[1] == chain then return d, nil, true end
-  local q, o = m[2], nil  -- HMGET gives false, not nil, for a missing field
-  if not q then
-    o = redis.call('HGET', K_OVERRIDES, chain)
-  elseif q ~= '' then
-    o = q
-  end
-  if o then
-    local c, dl, perm = find(o)
-    if c == chain then
-      return o, dl, perm
-    end
-  end
-  local floor_dl = t[2] and dec_dl(t[2])
-  if floor_dl and floor_dl <= NOW then floor_dl = nil end
-  return nil, {derived = d, slot = v, perm_slot = m[1], override = o, q = q,
-    floor_field = t[2] and true, floor_dl = floor_dl, floor_perm = q == ''}
-end
-
--- ---------------------------------------------------------------- touching
-
-local function note_deadline(dl)
-  if MAXDL == nil or dl > MAXDL then MAXDL = dl end
-end
-
 -- Moves a mapping to the permanent store (roots, table roots, ttl=None writes).
-local function promote(id, chain)
-  redis.call('HDEL', K_THREADS, id)
-  redis.call('HSET', K_META, 'P' .. id, chain)
-  if redis.call('HGET', K_OVERRIDES, chain) == id then
-    redis.call('HDEL', K_OVERRIDES, chain)
-    redis.call('HSET', K_META, 'Q' .. chain, id)
-  end
-end
-
--- Whether a live entry already satisfies this write: permanent, or (for an expiring
--- write) due no earlier than `need`. Its ancestors then do too (the invariant).
-local function fresh(dl, perm, permanent, need)
-  if perm then return true end
-  if permanent or not dl then return false end
-  return dl >= (need or NEWDL)
-end
-
--- Gives a mapping the deadline `dl` (NEWDL if nil), or makes it permanent.
-local function touch(id, chain, permanent, dl)
-  if permanent then
-    promote(id, chain)
-  else
-    dl = dl or NEWDL
-    redis.call('HSET', K_THREADS, id, enc_dl(dl) .. chain)
-    note_deadline(dl)
-  end
-end
-
--- Raises (or creates) the floor of a chain that has no mapping.
-local function raise_floor(chain, permanent, dl)
-  if permanent then
-    redis.call('HDEL', K_THREADS, '\0' .. chain)
-    redis.call('HSET', K_META, 'Q' .. chain, '')
-  else
-    redis.call('HSET', K_THREADS, '\0' .. chain, enc_dl(dl))
-    note_deadline(dl)
+function F.promote(id, d, chain)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HSET', KEYS[1], 'P' .. id, F.body_for(id, d, chain))
+  if id ~= d and redis.call('HGET', KEYS[3], d) == id then
+    redis.call('HDEL', KEYS[3], d)
+    redis.call('HSET', KEYS[1], 'Q' .. d, id)
   end
 end
 
 -- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
 -- this write's deadline, so a busy subtree does not rewrite it on every write.
-local function pushed(need)
-  local dl = NEWDL + HEADROOM
+function F.pushed(need)
+  local dl = W.NEWDL + W.HEADROOM
   if need > dl then return need end
   return dl
 end
 
--- Keeps every proper prefix of the chain (its mapping, or its floor) due no earlier
--- than `need`, the deadline the chain has now (NEWDL if nil), nearest first. Each
--- prefix pushed raises what its own parent needs, so the walk compares against that;
--- it stops at the first prefix that is already late enough (the invariant holds above).
-local function touch_ancestors(chain, permanent, need)
-  need = need or NEWDL
-  local prefix = parent_of(chain)
-  while prefix do
-    local id, dl, perm = resolve(prefix)
-    local miss = not id and dl
-    if miss then dl, perm = miss.floor_dl, miss.floor_perm end
-    if fresh(dl, perm, permanent, need) then return end
-    if not permanent then need = pushed(need) end
-    if miss then
-      raise_floor(prefix, permanent, need)
-    else
-      touch(id, prefix, permanent, need)
-    end
-    prefix = parent_of(prefix)
-  end
-end
-
 -- The threads and overrides hashes carry a native expiry no earlier than their latest
--- deadline, so a namespace left idle is given back by Redis itself. The overrides hash
--- never expires before the threads hash (end_write sets it to the same instant
--- whenever it writes either), so an override cannot vanish under a live mapping. Both
--- are raised to ttl/8 beyond what is needed, so that happens about once per ttl/8.
-local function key_expiry_target()
-  return MAXDL + math.floor((NEWDL - NOW) / 8) + HEADROOM
-end
-
--- Binds a chain that has no live id (`miss` from resolve). `forced` is an externally
--- assigned id whose slot is known to be free or stale. A mapping starts no earlier
--- than the chain's floor (permanent if the floor is), and takes the floor's place.
-local function create(chain, miss, forced, permanent)
-  permanent = permanent or miss.floor_perm
-  local o = miss.override
-  if o then
-    local c, dl = find(o)
-    if c == nil and dl then remove(o) end
-    redis.call('HDEL', K_OVERRIDES, chain)
-  end
-  if miss.q then redis.call('HDEL', K_META, 'Q' .. chain) end
-  if miss.floor_field then redis.call('HDEL', K_THREADS, '\0' .. chain) end
-  local d = miss.derived
-  local id = forced
-  if not id then
-    if miss.slot and #miss.slot > 6 and dec_dl(miss.slot) > NOW then
-      id = CANDIDATE  -- the derived id is live for another chain
-    elseif miss.slot then
-      drop_expiring(d, string.sub(miss.slot, 7))
-      id = d
-    elseif miss.perm_slot then
-      id = CANDIDATE  -- the derived id is permanent for another chain
-    else
-      id = d
-    end
-  end
-  if id ~= d then
-    local c, dl = find(id)
-    if c then return redis.error_reply('BADID thread id ' .. id .. ' is already bound') end
-    if dl then remove(id) end
-  end
-  local dl  -- the deadline the new mapping starts with (nil: permanent)
-  if permanent then
-    redis.call('HSET', K_META, 'P' .. id, chain)
-    if id ~= d then redis.call('HSET', K_META, 'Q' .. chain, id) end
-    PERMANENT_WRITTEN = true
-  else
-    dl = NEWDL
-    if miss.floor_dl and miss.floor_dl > dl then dl = miss.floor_dl end
-    redis.call('HSET', K_THREADS, id, enc_dl(dl) .. chain)
-    note_deadline(dl)
-    if id ~= d then
-      redis.call('HSET', K_OVERRIDES, chain, id)
-      OVERRIDDEN = true
-    end
-  end
-  return id, permanent, dl
-end
-
--- The id of a chain, bound now (to `forced` if given) if it had none; touches it and
--- its ancestors. `permanent` makes it (and its ancestors) never expire; so does ttl=None.
--- `parent`, when the caller already found it: {id, deadline, permanent} of chain minus
--- its last hop, which saves looking it up again.
-local function get_or_create(chain, permanent, forced, parent)
-  permanent = permanent or NEWDL == nil
-  local id, dl, perm = resolve(chain)
-  local has = NEWDL  -- the deadline the chain has after this call
-  if id then
-    if fresh(dl, perm, permanent) then return id end
-    touch(id, chain, permanent)
-  else
-    id, permanent, has = create(chain, dl, forced, permanent)
-    if type(id) == 'table' then return id end
-  end
-  if parent then
-    if fresh(parent[2], parent[3], permanent, has) then return id end
-    local prefix = parent_of(chain)
-    local need = not permanent and pushed(has) or nil
-    touch(parent[1], prefix, permanent, need)
-    touch_ancestors(prefix, permanent, need)
-  else
-    touch_ancestors(chain, permanent, has)
-  end
-  return id
-end
-
--- ---------------------------------------------------------------- write protocol
-
-local function begin_write()
-  local ttl = ARGV[1]
-  if ttl ~= '' then
-    local n = whole(ttl, 1, MAX_TTL_MS)
-    if not n then
-      return 'BADARG ttl ' .. ttl .. ' must be a whole number of milliseconds from 1 to '
-        .. string.format('%d', MAX_TTL_MS)
-    end
-    NEWDL = NOW + n
-    HEADROOM = math.min(math.floor(n / 64), 1000)
-  end
-  local err = check_id(ARGV[2])
-  if err then return err end
-  CANDIDATE = ARGV[2]
-  if not whole(ARGV[3], 0, MAX_SWEEP) then
-    return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. MAX_SWEEP
-  end
-  return nil
-end
-
-local function ensure_salt()
-  if not SALT then
-    SALT = CANDIDATE
-    redis.call('HSET', K_META, 'salt', SALT)
-  end
+-- deadline, so a namespace left idle is given back by Redis itself. Both always get
+-- the same instant (meta's x records it), so an override cannot vanish under a live
+-- mapping. Both are raised to ttl/8 beyond what is needed, about once per ttl/8.
+function F.key_expiry_target()
+  return W.MAXDL + math.floor((W.NEWDL - W.NOW) / 8) + W.HEADROOM
 end
 
 -- A hash tag's keys migrate one by one, and while a slot migrates Redis refuses a
@@ -384,25 +514,8 @@ end
 -- a placeholder field '' (never an id, a chain or a floor): each exists whenever the
 -- other does, made together and expiring together, and a namespace in use is served
 -- all through a migration.
-local function ensure_keys()
-  redis.call('HSETNX', K_THREADS, '', '')
-  redis.call('HSETNX', K_OVERRIDES, '', '')
+function F.ensure_keys()
+  redis.call('HSETNX', KEYS[2], '', '')
+  redis.call('HSETNX', KEYS[3], '', '')
 end
-
-local function end_write()
-  if MAXDL then
-    local at = redis.call('PEXPIRETIME', K_THREADS)
-    if at < 0 or at < MAXDL then
-      local target = key_expiry_target()
-      ensure_keys()
-      redis.call('PEXPIREAT', K_THREADS, target)
-      redis.call('PEXPIREAT', K_OVERRIDES, target)
-    elseif OVERRIDDEN then
-      redis.call('PEXPIREAT', K_OVERRIDES, at)
-    end
-  elseif PERMANENT_WRITTEN then
-    ensure_keys()  -- a namespace of permanent mappings only: kept without an expiry
-  end
-  local n = tonumber(ARGV[3])
-  if n > 0 then sweep_on_the_way(n) end
 end

@@ -9,37 +9,40 @@
   ARGV[3] page size (HSCAN COUNT, 1 to 10000)
 
   Reply: {next cursor, id, chain, deadline ms or '', id, chain, deadline, ...}
-  Errors: BADARG
+  Errors: BADARG, '2'
 ]]
 -- @include _core
+-- @include _scan
 
-local count = whole(ARGV[3], 1, MAX_COUNT)
+local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
+if m[1] and m[2] ~= '2' then return redis.error_reply(F.layout_error(m[1], m[2])) end
+local count = F.whole(ARGV[3], 1, 10000)
 if not count then
-  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. MAX_COUNT)
+  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. 10000)
 end
 local out = {}
 if ARGV[1] == 't' then
-  local kv, cursor = scan_page(K_THREADS, ARGV[2], count)
+  local kv, cursor = F.scan_page(KEYS[2], ARGV[2], count)
   if not kv then return redis.error_reply(cursor) end
   out[1] = cursor
   for i = 1, #kv, 2 do
     local v = kv[i + 1]
     if #v > 6 then  -- floors (bare deadlines) are not mappings
-      local dl = dec_dl(v)
-      if dl > NOW then
+      local dl = F.dec_dl(v)
+      if dl > W.NOW then
         out[#out + 1] = kv[i]
-        out[#out + 1] = string.sub(v, 7)
+        out[#out + 1] = F.chain_of(string.sub(v, 7))
         out[#out + 1] = string.format('%d', dl)
       end
     end
   end
 else
-  local kv, cursor = scan_page(K_META, ARGV[2], count, 'P*')
+  local kv, cursor = F.scan_page(KEYS[1], ARGV[2], count, 'P*')
   if not kv then return redis.error_reply(cursor) end
   out[1] = cursor
   for i = 1, #kv, 2 do
     out[#out + 1] = string.sub(kv[i], 2)
-    out[#out + 1] = kv[i + 1]
+    out[#out + 1] = F.chain_of(kv[i + 1])
     out[#out + 1] = ''
   end
 end

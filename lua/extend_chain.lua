@@ -4,37 +4,62 @@
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
-  ARGV[2] a fresh random UUID
-  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[2] a F.fresh random UUID
+  ARGV[3] entries to F.sweep for expiry on the way, '0' for none
   ARGV[4] current thread id ('' when the client already knows it is malformed)
   ARGV[5] the next hop
   ARGV[6] '1' for strict mode: an unknown or expired current id is an UNKNOWNID error
           instead of the one-hop chain ('' or absent: not strict)
 
   Reply: the thread id of the extended chain
-  Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256), UNKNOWNID (all before any write)
+  Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256), UNKNOWNID (all before any write), '2'
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write() or check_hop(ARGV[5], 'next hop')
+local err = F.begin_write() or F.check_hop(ARGV[5], 'next hop')
 if not err and ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '1' then
   err = 'BADARG strict flag ' .. ARGV[6] .. ' must be 1 or empty'
 end
 if err then return redis.error_reply(err) end
-local current, current_dl, current_perm = find(ARGV[4])
+local hop = ARGV[5]
+local current, current_dl, current_perm, current_d
+if W.SALT and ARGV[4] ~= '' then
+  local v = redis.call('HGET', KEYS[2], ARGV[4])
+  if v and #v > 6 then
+    local dl = F.dec_dl(v)
+    if dl > W.NOW then
+      local body = string.sub(v, 7)
+      current, current_dl, current_d = F.chain_of(body), dl, F.derived_of(ARGV[4], body)
+    end
+  elseif not v then
+    local body = redis.call('HGET', KEYS[1], 'P' .. ARGV[4])
+    if body then current, current_perm, current_d = F.chain_of(body), true, F.derived_of(ARGV[4], body) end
+  end
+end
 if not current and ARGV[6] == '1' then
   return redis.error_reply('UNKNOWNID thread id ' .. ARGV[4] .. ' is unknown or expired; nothing was written')
 end
-local chain = ARGV[5]
+local chain = hop
 if current then
-  chain = current .. SEP .. ARGV[5]
-  if deeper_than(chain, MAX_HOPS) then
+  chain = current .. '\31' .. hop
+  if F.deeper_than(chain, 256) then
     return redis.error_reply('BADCHAIN extending ' .. ARGV[4] .. ' would make more than 256 hops')
   end
 end
-ensure_salt()
-local id = get_or_create(chain, false, nil, current and {ARGV[4], current_dl, current_perm})
-end_write()
+F.ensure_salt()
+-- Only the last two prefixes' ends are known (n counted, not split): a walk that goes
+-- further up completes them (F.complete).
+local n = 1
+if current then n = select(2, string.gsub(current, '\31', '')) + 2 end
+local ends = {n = n, [n] = #chain}
+if current then ends[n - 1] = #current end
+-- The current thread is the parent: its state and derived id are known already.
+local ds, states = {[n] = F.derive(chain)}, {}
+if current then
+  ds[n - 1] = current_d
+  states[n - 1] = {id = ARGV[4], d = current_d, dl = current_dl, perm = current_perm}
+end
+local id = F.get_or_create(chain, ends, ds, false, nil, states)
+F.end_write()
 return id

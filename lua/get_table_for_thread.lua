@@ -9,8 +9,8 @@
 ]]
 -- @include _core
 
-local chain = find(ARGV[1])
+local chain = F.find(ARGV[1])
 if not chain then return false end
-local first = string.sub(chain, 1, (string.find(chain, SEP, 1, true) or (#chain + 1)) - 1)
-if redis.call('HEXISTS', K_META, 'T' .. first) == 1 then return first end
+local first = string.sub(chain, 1, (string.find(chain, '\31', 1, true) or (#chain + 1)) - 1)
+if redis.call('HEXISTS', KEYS[1], 'T' .. first) == 1 then return first end
 return false

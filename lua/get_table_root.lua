@@ -8,6 +8,6 @@
 ]]
 -- @include _core
 
-local id = redis.call('HGET', K_META, 'T' .. ARGV[1])
-if id and find(id) then return id end
+local id = redis.call('HGET', KEYS[1], 'T' .. ARGV[1])
+if id and F.find(id) then return id end
 return false

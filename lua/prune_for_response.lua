@@ -6,8 +6,8 @@
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
-  ARGV[2] a fresh random UUID
-  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[2] a F.fresh random UUID
+  ARGV[3] entries to F.sweep for expiry on the way, '0' for none
   ARGV[4] thread id
   ARGV[5] '1' for strict mode: an unknown or expired id is an UNKNOWNID error instead
           of {false, false} ('' or absent: not strict)
@@ -15,13 +15,12 @@
           ('' or absent: keep it)
 
   Reply: {target hop, thread id}, or {false, false} for an unknown id or a one-hop chain
-  Errors: BADARG, BADID, UNKNOWNID (before any write)
+  Errors: BADARG, BADID, UNKNOWNID (before any write), '2'
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write()
+local err = F.begin_write()
 for i, name in ipairs({'strict', 'drop'}) do
   local v = ARGV[4 + i]
   if not err and v and v ~= '' and v ~= '1' then
@@ -29,22 +28,27 @@ for i, name in ipairs({'strict', 'drop'}) do
   end
 end
 if err then return redis.error_reply(err) end
-local chain = find(ARGV[4])
+local chain = F.find(ARGV[4])
 if not chain and ARGV[5] == '1' then
   return redis.error_reply('UNKNOWNID thread id ' .. ARGV[4] .. ' is unknown or expired; nothing was written')
 end
 local reply = {false, false}
 if chain then
-  local parent = parent_of(chain)
-  if not parent then
-    remove(ARGV[4])
+  local ends = F.split(chain)
+  local n = #ends
+  if n == 1 then
+    F.remove(ARGV[4])
   else
-    local target = string.match(parent, '[^\31]*$')
-    ensure_salt()
-    reply = {target, get_or_create(parent, false)}
+    local parent = string.sub(chain, 1, ends[n - 1])
+    local target = F.hop_of(chain, ends, n - 1)
+    F.ensure_salt()
+    ends[n] = nil
+    local ds = {}
+    F.fill_ds(parent, ends, ds, n > 2 and n - 2 or 1, n - 1)
+    reply = {target, F.get_or_create(parent, ends, ds, false)}
     -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
-    if ARGV[6] == '1' then remove(ARGV[4]) end
+    if ARGV[6] == '1' then F.remove(ARGV[4]) end
   end
 end
-end_write()
+F.end_write()
 return reply

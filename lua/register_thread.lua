@@ -7,49 +7,49 @@
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
-  ARGV[2] a fresh random UUID
-  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[2] a F.fresh random UUID
+  ARGV[3] entries to F.sweep for expiry on the way, '0' for none
   ARGV[4] the external thread id (lowercase UUID)
   ARGV[5] initiator hop
   ARGV[6] target hop
 
   Reply: the thread id now bound to the chain
-  Errors: BADARG, BADID, BADHOP, BADCHAIN, IDCONFLICT (all before any write)
+  Errors: BADARG, BADID, BADHOP, BADCHAIN, IDCONFLICT (all before any write), '2'
 ]]
 -- @include _core
--- @include _remove
 -- @include _write
 
-local err = begin_write() or check_id(ARGV[4]) or check_hop(ARGV[5], 'initiator')
-  or check_hop(ARGV[6], 'target')
-if err then return redis.error_reply(err) end
 local tid = ARGV[4]
-local chain = ARGV[5] .. SEP .. ARGV[6]
-local root = redis.call('HGET', K_META, 'root')
-local root_chain = root and find(root)
-if root_chain then
-  chain = root_chain .. SEP .. chain
-  if deeper_than(chain, MAX_HOPS) then
+local err, root, tid_permanent = F.begin_write('root', 'P' .. tid)
+err = err or F.check_id(tid) or F.check_hop(ARGV[5], 'initiator') or F.check_hop(ARGV[6], 'target')
+if err then return redis.error_reply(err) end
+local chain = ARGV[5] .. '\31' .. ARGV[6]
+if root then
+  -- The root pointer holds the root's id and its body: no lookup of the root.
+  chain = F.chain_of(string.sub(root, 37)) .. '\31' .. chain
+  if F.deeper_than(chain, 256) then
     return redis.error_reply('BADCHAIN root plus two hops would exceed 256 hops')
   end
 end
-local bound, dl, perm = find(tid)
-if bound then
-  -- Returning an id bound to another chain would route this chain's traffic there.
-  if bound ~= chain then
-    return redis.error_reply('IDCONFLICT thread id ' .. tid .. ' is bound to ' .. render(bound)
-      .. ', not ' .. render(chain))
-  end
-  local permanent = NEWDL == nil
-  if not fresh(dl, perm, permanent) then
-    touch(tid, bound, permanent)
-    touch_ancestors(bound, permanent)
-  end
-  end_write()
-  return tid
+local bound, stale
+local v = redis.call('HGET', KEYS[2], tid)
+if v and #v > 6 then
+  if F.dec_dl(v) > W.NOW then bound = F.chain_of(string.sub(v, 7)) else stale = true end
+elseif tid_permanent then
+  bound = F.chain_of(tid_permanent)
 end
-ensure_salt()
-local id = get_or_create(chain, false, tid)
+-- Returning an id bound to another chain would route this chain's traffic there.
+if bound and bound ~= chain then
+  return redis.error_reply('IDCONFLICT thread id ' .. tid .. ' is bound to ' .. F.render(bound)
+    .. ', not ' .. F.render(chain))
+end
+F.ensure_salt()
+local ends = F.split(chain)
+local n = #ends
+local ds = {}
+F.fill_ds(chain, ends, ds, n - 1, n)
+-- The chain's id if it has one (tid itself when bound to it), else tid, bound now.
+local id = F.get_or_create(chain, ends, ds, false, tid, nil, stale)
 if type(id) == 'table' then return id end
-end_write()
+F.end_write()
 return id

@@ -4,6 +4,7 @@ Every operation is one server-side Lua script, so both directions change togethe
 every process and host; idle threads expire by TTL.
 """
 
+from .check import CheckResult, Problem
 from .client import ThreadRegistry
 from .default import get_registry, reset_registry
 from .errors import (
@@ -15,6 +16,7 @@ from .errors import (
     InvalidHopError,
     InvalidNamespaceError,
     InvalidThreadIdError,
+    LayoutVersionError,
     OutcomeUnknownError,
     RegistryError,
     RootConflictError,
@@ -23,20 +25,26 @@ from .errors import (
 )
 from .identity import listener_of, request_hop
 from .operations import Route, ThreadInfo
+from .stats import ServerFacts, Stats
 
 __all__ = [
     "NOT_RUN",
     "UNKNOWN",
     "BatchOrderError",
+    "CheckResult",
     "DurabilityError",
     "InvalidConfigError",
     "InvalidHopError",
     "InvalidNamespaceError",
     "InvalidThreadIdError",
+    "LayoutVersionError",
     "OutcomeUnknownError",
+    "Problem",
     "RegistryError",
     "RootConflictError",
     "Route",
+    "ServerFacts",
+    "Stats",
     "ThreadIdConflictError",
     "ThreadInfo",
     "ThreadRegistry",

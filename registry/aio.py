@@ -17,8 +17,10 @@ from redis.backoff import ExponentialBackoff
 
 from .base import ClientKinds, RegistryBase, share_docs
 from .batch import AsyncBatch
+from .check import CheckResult, run_check
 from .client import ThreadRegistry
 from .operations import Call, Program, Route, ThreadInfo, as_dump
+from .stats import Stats, collect, run_async
 from .transport import AsyncTransport
 from .validation import Chain, ThreadId
 
@@ -124,6 +126,15 @@ class AsyncThreadRegistry(RegistryBase):
 
     async def debug_dump(self) -> dict[str, str]:
         return as_dump(await self.threads())
+
+    async def check(self, repair: bool = False) -> CheckResult:
+        """Verify every invariant of this namespace in bounded pages; with `repair`, mend
+        what can be mended without guessing, one script per step (see CheckResult)."""
+        return await self._drive(run_check(self._ops, repair))
+
+    async def stats(self) -> Stats:
+        """Counts, memory and server facts of this namespace, read in bounded steps (see Stats)."""
+        return await run_async(self, collect(self._ops))
 
 
 # The operations mean what ThreadRegistry's do: their docs are written once, there.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from . import telemetry
 from .errors import InvalidConfigError
 from .operations import DEFAULT_TTL, Operations
 from .transport import Durability
@@ -41,6 +42,8 @@ class RegistryBase:
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
         strict: bool = False,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         """A registry for one namespace on `client`.
 
@@ -55,6 +58,8 @@ class RegistryBase:
             strict: ``extend_chain`` and ``prune_for_response`` on an unknown or expired
                 id raise UnknownThreadError instead of making a one-hop chain or
                 answering ``Route(None, None)``. Recommended for new code.
+            meter_provider, tracer_provider: OpenTelemetry providers to record through
+                (default: the global ones when the API is installed; see telemetry.py).
 
         Raises:
             InvalidNamespaceError: a bad namespace.
@@ -65,6 +70,7 @@ class RegistryBase:
         self._durability = durability(wait_replicas, wait_timeout_ms)
         self._transport = self._transport_class(client, self._ops.keys, self._durability, retry_seconds)
         self._sentinel: Any = None  # the Sentinel object from_sentinel made, closed with the registry
+        self._telemetry = telemetry.attach(self, meter_provider, tracer_provider)
 
     @classmethod
     def from_url(
@@ -78,6 +84,8 @@ class RegistryBase:
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
         strict: bool = False,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
         **kwargs: Any,
     ) -> Self:
         """A registry on ``Redis.from_url(url, **kwargs)`` (``redis://``, ``rediss://``,
@@ -98,6 +106,8 @@ class RegistryBase:
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
             strict=strict,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
 
     @classmethod
@@ -112,6 +122,8 @@ class RegistryBase:
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
         strict: bool = False,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
         sentinel_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Self:
@@ -138,6 +150,8 @@ class RegistryBase:
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
             strict=strict,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
         registry._sentinel = sentinel
         return registry

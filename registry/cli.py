@@ -1,91 +1,120 @@
-"""Command line: `registry demo` (the main job), and operator commands on a real server.
+"""The command line, `thread-registry` (or `python -m registry`).
 
-registry demo [--url URL] [--async]          play a conversation, print the live chains
-registry threads --url URL --namespace NS    what threads are alive (tree, or --json)
-registry gc --url URL --namespace NS         reclaim expired mappings now
-registry pipeline --url URL [--chaos]        the reference pipeline on Redis Streams
+thread-registry demo [--url URL] [--async]       play a conversation, print the live chains
+thread-registry threads --namespace NS ...       the live threads (tree, or --json)
+thread-registry stats --namespace NS [--json]    counts, memory, server facts, warnings
+thread-registry check --namespace NS [--repair]  verify (and mend) a namespace
+thread-registry lookup ID / cleanup ID           one thread
+thread-registry gc / clear --yes                 reclaim expired mappings / remove a namespace
+thread-registry pipeline --url URL [--chaos]     the reference pipeline on Redis Streams
+
+Errors are one line on stderr (exit 2), never a traceback, and never show a password.
+A subcommand is one entry of COMMANDS: its name, help, how it adds its arguments, and
+how it runs (`run(args, target) -> exit status`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
 
-from .default import URL_ENV
+from . import cli_commands as c
+from .cli_connect import Target, UsageError, describe_error
+from .cli_progress import Interrupted
+
+PROG = "thread-registry"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="registry", description="Atomic thread registry on Redis.")
-    sub = parser.add_subparsers(dest="command", required=True)
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Target | None], int]
+    needs_server: bool = True  # demo runs on the embedded backend without one
+    # False: the command reads its own connection options (Target is not made for it)
+    common_options: bool = True
 
-    demo = sub.add_parser("demo", help="play a short conversation and print the live chains")
-    demo.add_argument("--url", help="a Redis URL (redis://, rediss://, unix://); default: embedded backend")
-    demo.add_argument("--async", dest="use_async", action="store_true", help="use AsyncThreadRegistry")
-    demo.add_argument(
-        "--namespace", help="namespace to play in (default: a fresh demo-xxxxxx, cleared after)"
-    )
 
-    from .pipeline import add_arguments as pipeline_arguments
+COMMANDS: list[Command] = [
+    Command("demo", "play a short conversation and print the live chains", c.add_demo, c.run_demo, False),
+    Command("threads", "list the live threads of a namespace", c.add_threads, c.run_threads),
+    Command("stats", "counts, memory, server facts and warnings", c.add_stats, c.run_stats),
+    Command("check", "verify a namespace's invariants (--repair: mend them)", c.add_check, c.run_check),
+    Command("lookup", "the chain of one thread id", c.add_thread_id, c.run_lookup),
+    Command("cleanup", "remove one thread (both directions)", c.add_thread_id, c.run_cleanup),
+    Command("gc", "reclaim expired mappings of a namespace now", c.add_gc, c.run_gc),
+    Command("clear", "remove a namespace (asks for --yes)", c.add_clear, c.run_clear),
+    Command(
+        "pipeline",
+        "run the reference pipeline on Redis Streams",
+        c.add_pipeline,
+        c.run_pipeline,
+        False,
+        False,
+    ),
+]
 
-    pipeline_arguments(sub.add_parser("pipeline", help="run the reference pipeline on Redis Streams"))
 
-    for name, text in (
-        ("threads", "list the live threads of a namespace"),
-        ("gc", "reclaim expired mappings of a namespace now"),
-    ):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--url", default=os.environ.get(URL_ENV), help=f"a Redis URL (default: ${URL_ENV})")
-        cmd.add_argument("--namespace", required=True)
-        cmd.add_argument("--cluster", action="store_true", help="the URL names a Redis Cluster node")
-        if name == "threads":
-            cmd.add_argument("--json", action="store_true", help="one JSON object per thread")
-        else:
-            cmd.add_argument(
-                "--limit", type=int, default=100_000, help="stop after this many (default 100000)"
-            )
-    return parser
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog=PROG, description="Operate a thread registry on Redis.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        command.add_arguments(sub.add_parser(command.name, help=command.help, description=command.help))
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
+    command = next(cmd for cmd in COMMANDS if cmd.name == args.command)
+    target: Target | None = None
+    prefix = f"{PROG} {command.name}"
     try:
-        return _run(args)
-    except BrokenPipeError:  # `registry threads | head`: the reader is gone, not an error
+        if command.common_options:
+            target = Target.from_args(args, required=command.needs_server)
+        _quiet_secrets(target)
+        return command.run(args, target)
+    except BrokenPipeError:  # `thread-registry threads | head`: the reader is gone, not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown quiet
         return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "pipeline":
-        from .pipeline import run as run_pipeline
-
-        return run_pipeline(args)
-    if args.command == "demo":
-        from .demo import run_demo
-
-        return run_demo(args.url, args.use_async, args.namespace)
-
-    from .client import ThreadRegistry
-    from .demo import render_tree
-
-    if not args.url:
-        print(f"registry {args.command}: give --url (or set ${URL_ENV})", file=sys.stderr)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(f"{prefix}: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr)
         return 2
-    with ThreadRegistry.from_url(args.url, namespace=args.namespace, cluster=args.cluster) as reg:
-        if args.command == "gc":
-            print(f"reclaimed {reg.gc(limit=args.limit)} expired mappings in namespace {args.namespace!r}")
-            return 0
-        rows = reg.threads()
-        if args.json:
-            for row in rows:
-                print(json.dumps({"id": row.thread_id, "hops": row.hops, "deadline_ms": row.deadline_ms}))
-        else:
-            print(f"{len(rows)} live threads in namespace {args.namespace!r}")
-            for line in render_tree(rows):
-                print(line)
-    return 0
+    except Exception as exc:
+        print(f"{prefix}: {describe_error(exc, target)}", file=sys.stderr)
+        return 2
+
+
+class _Redact(logging.Filter):
+    def __init__(self, target: Target) -> None:
+        super().__init__()
+        self.target = target
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.target.redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def _quiet_secrets(target: Target | None) -> None:
+    """Log lines the library writes during a command hide the command's secrets too."""
+    if target is not None and target.secrets:
+        logging.getLogger("registry").addFilter(_Redact(target))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from redis.retry import Retry
 
 from .base import ClientKinds, RegistryBase
 from .batch import Batch
+from .check import CheckResult, run_check
 from .operations import Call, Program, Route, ThreadInfo, as_dump
+from .stats import Stats, collect, run_sync
 from .transport import SyncTransport
 from .validation import Chain, ThreadId
 
@@ -260,3 +262,12 @@ class ThreadRegistry(RegistryBase):
     def debug_dump(self) -> dict[str, str]:
         """``{thread id: dotted chain}`` of every live mapping of this namespace."""
         return as_dump(self.threads())
+
+    def check(self, repair: bool = False) -> CheckResult:
+        """Verify every invariant of this namespace in bounded pages; with `repair`, mend
+        what can be mended without guessing, one script per step (see CheckResult)."""
+        return self._drive(run_check(self._ops, repair))
+
+    def stats(self) -> Stats:
+        """Counts, memory and server facts of this namespace, read in bounded steps (see Stats)."""
+        return run_sync(self, collect(self._ops))

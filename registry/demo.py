@@ -17,15 +17,23 @@ from .embedded import embedded_async_client, embedded_client
 from .operations import ThreadInfo
 
 
-def render_tree(rows: Sequence[ThreadInfo], root_id: str | None = None) -> list[str]:
-    """Live chains as a tree of hops; hops that are threads show their short id."""
+def render_tree(
+    rows: Sequence[ThreadInfo], root_id: str | None = None, deadlines_from: int | None = None
+) -> list[str]:
+    """Live chains as a tree of hops; hops that are threads show their short id (and,
+    given the server's time in ms as `deadlines_from`, when they expire)."""
+    from .cli_progress import time_left
+
     tree: dict[str, Any] = {}
     ids: dict[tuple[str, ...], str] = {}
+    whens: dict[tuple[str, ...], str] = {}
     for row in rows:
         node = tree
         for hop in row.hops:
             node = node.setdefault(hop, {})
         ids[row.hops] = row.thread_id
+        if deadlines_from is not None:
+            whens[row.hops] = ", " + time_left(row.deadline_ms, deadlines_from)
     lines: list[str] = []
 
     def walk(node: dict[str, Any], path: tuple[str, ...], prefix: str) -> None:
@@ -34,7 +42,9 @@ def render_tree(rows: Sequence[ThreadInfo], root_id: str | None = None) -> list[
             last = i == len(names) - 1
             here = (*path, name)
             tid = ids.get(here)
-            label = name if tid is None else f"{name}  [{'root ' if tid == root_id else ''}{tid[:8]}]"
+            label = name
+            if tid is not None:
+                label = f"{name}  [{'root ' if tid == root_id else ''}{tid[:8]}{whens.get(here, '')}]"
             lines.append(f"{prefix}{'└── ' if last else '├── '}{label}")
             walk(node[name], here, prefix + ("    " if last else "│   "))
 
@@ -90,15 +100,23 @@ async def conversation(reg: Any, say: Callable[[str], None] = print) -> dict[str
     return threads
 
 
-def run_demo(url: str | None = None, use_async: bool = False, namespace: str | None = None) -> int:
+def run_demo(
+    url: str | None = None, use_async: bool = False, namespace: str | None = None, target: Any = None
+) -> int:
+    """Play the conversation on `url`, or on `target` (a cli_connect.Target: URL, cluster
+    or Sentinel), or on the embedded backend; clears its namespace after."""
     namespace = namespace or f"demo-{uuid.uuid4().hex[:6]}"
-    where = url or "the embedded in-process backend (fakeredis with Lua)"
+    if url and target is None:
+        from .cli_connect import Target
+
+        target = Target(url=url)
+    where = target.where() if target is not None else "the embedded in-process backend (fakeredis with Lua)"
     print(f"thread registry demo on {where}, namespace {namespace!r}, {'async' if use_async else 'sync'} API")
     if use_async:
 
         async def main() -> None:
-            if url:
-                areg = AsyncThreadRegistry.from_url(url, namespace=namespace)
+            if target is not None:
+                areg = target.async_registry(namespace)
             else:
                 areg = AsyncThreadRegistry(embedded_async_client(), namespace=namespace)
             async with areg:
@@ -107,8 +125,8 @@ def run_demo(url: str | None = None, use_async: bool = False, namespace: str | N
 
         asyncio.run(main())
     else:
-        client = ThreadRegistry.from_url(url, namespace=namespace) if url else None
-        with client or ThreadRegistry(embedded_client(), namespace=namespace) as reg:
+        opened = target.sync_registry(namespace) if target is not None else None
+        with opened or ThreadRegistry(embedded_client(), namespace=namespace) as reg:
             asyncio.run(conversation(_Awaited(reg)))
             reg.clear()
     return 0

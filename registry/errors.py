@@ -50,6 +50,14 @@ class ThreadIdConflictError(RegistryError):
     """
 
 
+class LayoutVersionError(RegistryError):
+    """The namespace was written by another storage layout of this library.
+
+    Nothing is read or written: use the library version that wrote it, or ``clear()``
+    the namespace (its threads are lost) to start it afresh in this layout.
+    """
+
+
 class OutcomeUnknownError(RegistryError, RedisConnectionError):
     """The connection was lost after a request was sent and before all its replies came.
 
@@ -118,6 +126,7 @@ _BY_CODE: dict[str, type[RegistryError]] = {
     "TABLECONFLICT": RootConflictError,
     "IDCONFLICT": ThreadIdConflictError,
     "UNKNOWNID": UnknownThreadError,
+    "LAYOUT": LayoutVersionError,
 }
 
 

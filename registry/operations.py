@@ -34,9 +34,10 @@ ROOT_CHAIN_BEFORE_INIT = "system"
 
 # Writes sweep a few thread entries for expiry on the way, so expired mappings are
 # reclaimed without anyone calling gc(): every GC_EVERY-th write examines GC_STEP
-# (4 entries per write on average: a pass over the hash keeps pace with creation).
+# (2 entries per write on average: a pass over the hash keeps pace with creation, since
+# a write creates at most one mapping in the usual case).
 GC_EVERY = 32
-GC_STEP = 128
+GC_STEP = 64
 GC_PASS_STEP = 512  # entries one step of gc() examines, whatever its limit
 DUMP_PAGE = 1000
 

@@ -93,6 +93,7 @@ from .errors import (
 )
 from .operations import Call
 from .scripts import Script
+from .telemetry import LOGGING_ONLY, Hooks, log, retry_reason
 
 T = TypeVar("T")
 
@@ -237,6 +238,7 @@ def send_plan(
     durability: Durability | None,
     loaded: set[str],
     retry_seconds: float,
+    hooks: Hooks = LOGGING_ONLY,
 ) -> Generator[Step, Any, Outcome]:
     """Decides what to send, and what to re-send, until every call has its reply or
     the plan must stop (see the rules and the table at the top of this module).
@@ -251,6 +253,7 @@ def send_plan(
     noscript_rounds = 0
     backoff = Backoff(retry_seconds)
     confirm = False  # a round's writes ran but its WAIT reply was lost
+    retries = 0  # re-sends through failover, migration or lost connections (for hooks)
 
     while todo:
         if noscript_rounds >= 2:
@@ -277,7 +280,10 @@ def send_plan(
             loaded.clear()  # the next connection may reach another server (a failover)
             delay = backoff.next_delay() if healable(answer.error) else None
             if delay is None:
+                _stalled(hooks, retries, backoff, ok=False)
                 raise answer.error
+            retries += 1
+            hooks.retried(retry_reason(answer.error))
             yield Pause(delay, refresh=True)
             continue
         lost: BaseException | None = None
@@ -295,6 +301,8 @@ def send_plan(
             if not any(calls[i].removes for i in todo):
                 delay = backoff.next_delay()
                 if delay is not None:
+                    retries += 1
+                    hooks.retried(retry_reason(lost))
                     yield Pause(delay, refresh=True)
                     continue
             return _interrupted_by_loss(outcome, calls, todo, [], lost, retry_seconds)
@@ -307,11 +315,13 @@ def send_plan(
         retry: list[int] = []
         ran_late: list[int] = []  # calls that ran although an earlier one of the round did not
         refresh = pause = False
+        reloading: dict[str, None] = {}  # scripts the next round loads again (NOSCRIPT), in order
         for i, reply in zip(replied, got, strict=True):
             if isinstance(reply, NOT_RUN_HERE):
                 retry.append(i)
                 if isinstance(reply, NoScriptError):
                     loaded.clear()  # a flush or a failover took every script
+                    reloading.setdefault(scripts[i].name)
                 elif isinstance(reply, MovedError):
                     refresh = True
                     loaded.clear()  # the next round goes to another node
@@ -338,10 +348,18 @@ def send_plan(
             return _interrupted_out_of_order(outcome, calls, retry, ran_late, unreplied if lost else [])
         if any(isinstance(reply, NoScriptError) for reply in got):
             noscript_rounds += 1
+            for name in reloading:
+                hooks.script_loaded(name)
         if lost is not None:
             if any(calls[i].removes for i in unreplied):
                 return _interrupted_by_loss(outcome, calls, unreplied, retry, lost, retry_seconds)
             pause = refresh = True
+        moved = next(
+            (r for r in got if isinstance(r, NOT_RUN_HERE) and not isinstance(r, NoScriptError)), None
+        )
+        if moved is not None or (lost is not None and unreplied):
+            retries += 1
+            hooks.retried(retry_reason(moved if moved is not None else lost))
         todo = retry + unreplied
         delay = backoff.next_delay() if pause else 0.0
         if todo and (noscript_rounds > NOSCRIPT_ATTEMPTS or delay is None):
@@ -354,6 +372,7 @@ def send_plan(
             break
         if todo and (refresh or pause):
             yield Pause(delay or 0.0, refresh=refresh)
+    _stalled(hooks, retries, backoff, ok=outcome.interrupted is None)
     if confirm and durability is not None and outcome.interrupted is None:
         # A new acknowledgement write, then WAIT: it covers every write before it.
         answer = yield Send([], _acknowledgement(keys, durability), None, False)
@@ -361,6 +380,11 @@ def send_plan(
         prior = outcome.acknowledged
         outcome.acknowledged = again if prior is None else min(prior, again)
     return outcome
+
+
+def _stalled(hooks: Hooks, retries: int, backoff: Backoff, *, ok: bool) -> None:
+    if retries and backoff.started is not None:
+        hooks.stalled(retries, time.monotonic() - backoff.started, ok)
 
 
 def _acknowledgement(keys: Sequence[str], durability: Durability) -> list[tuple[Any, ...]]:
@@ -445,6 +469,12 @@ def check_durability(outcome: Outcome, durability: Durability | None, results: l
     if durability is None or outcome.acknowledged is None:
         return
     if outcome.acknowledged < durability.replicas:
+        log.warning(
+            "durability shortfall: %d of wait_replicas=%d replica(s) acknowledged within %d ms",
+            outcome.acknowledged,
+            durability.replicas,
+            durability.timeout_ms,
+        )
         raise DurabilityError(
             f"wait_replicas={durability.replicas} but {outcome.acknowledged} replica(s) acknowledged "
             f"within {durability.timeout_ms} ms; the write is on the primary and may be lost if it "
@@ -457,16 +487,25 @@ def check_durability(outcome: Outcome, durability: Durability | None, results: l
 # ---------------------------------------------------------------- sync
 
 
-def run_call(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
+def run_call(
+    client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0, hooks: Hooks = LOGGING_ONLY
+) -> T:
     """Send one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
     backoff = Backoff(retry_seconds)
+    retries = 0
     while True:
         try:
-            return run_call_once(client, keys, call)
+            result = run_call_once(client, keys, call, hooks)
         except TRANSIENT as exc:
             delay = backoff.next_delay() if healable(exc) else None
             if delay is None:
+                _stalled(hooks, retries, backoff, ok=False)
                 raise
+            retries += 1
+            hooks.retried(retry_reason(exc))
+        else:
+            _stalled(hooks, retries, backoff, ok=True)
+            return result
         time.sleep(delay or 0.0)
 
 
@@ -490,7 +529,7 @@ async def load_here_async(client: Any, keys: Sequence[str], s: Script) -> None:
         await client.script_load(s.source)
 
 
-def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
+def run_call_once(client: Any, keys: Sequence[str], call: Call[T], hooks: Hooks = LOGGING_ONLY) -> T:
     """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
     s = call.script
     if s is None:
@@ -499,6 +538,7 @@ def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
         try:
             reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
         except NoScriptError:
+            hooks.script_loaded(s.name)
             load_here(client, keys, s)
             try:
                 reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
@@ -555,6 +595,7 @@ class TransportBase:
         self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
         self.loaded_server: object = None  # ... and which server that was
         self.limit = connection_limit(client)
+        self.hooks: Hooks = LOGGING_ONLY  # told of retries and reloads (telemetry.attach sets its own)
 
     def same_server(self, server: object, step: Send) -> bool:
         """Whether `loaded` speaks of `server`; if not, it is forgotten, and a Send that
@@ -566,7 +607,7 @@ class TransportBase:
         return bool(step.loads) or not any(c[0] == "EVALSHA" for c in step.commands)
 
     def plan(self, calls: Sequence[Call[Any]]) -> Generator[Step, Any, Outcome]:
-        return send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds)
+        return send_plan(calls, self.keys, self.durability, self.loaded, self.retry_seconds, self.hooks)
 
     def planned(self, call: Call[Any]) -> bool:
         """Whether a single call goes through the plan rather than the fast path: a
@@ -603,7 +644,7 @@ class SyncTransport(TransportBase):
     def run(self, call: Call[T]) -> T:
         with self._slots:
             if not self.planned(call) or call.script is None:
-                return run_call(self.client, self.keys, call, self.retry_seconds)
+                return run_call(self.client, self.keys, call, self.retry_seconds, self.hooks)
             return self.single_result(call, self._drive(self.plan([call])))
 
     def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
@@ -738,20 +779,31 @@ def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
 # ---------------------------------------------------------------- async
 
 
-async def run_call_async(client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0) -> T:
+async def run_call_async(
+    client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0, hooks: Hooks = LOGGING_ONLY
+) -> T:
     """Await one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
     backoff = Backoff(retry_seconds)
+    retries = 0
     while True:
         try:
-            return await run_call_once_async(client, keys, call)
+            result = await run_call_once_async(client, keys, call, hooks)
         except TRANSIENT as exc:
             delay = backoff.next_delay() if healable(exc) else None
             if delay is None:
+                _stalled(hooks, retries, backoff, ok=False)
                 raise
+            retries += 1
+            hooks.retried(retry_reason(exc))
+        else:
+            _stalled(hooks, retries, backoff, ok=True)
+            return result
         await asyncio.sleep(delay or 0.0)
 
 
-async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -> T:
+async def run_call_once_async(
+    client: Any, keys: Sequence[str], call: Call[T], hooks: Hooks = LOGGING_ONLY
+) -> T:
     """Await one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
     s = call.script
     if s is None:
@@ -760,6 +812,7 @@ async def run_call_once_async(client: Any, keys: Sequence[str], call: Call[T]) -
         try:
             reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
         except NoScriptError:
+            hooks.script_loaded(s.name)
             await load_here_async(client, keys, s)
             try:
                 reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
@@ -789,7 +842,7 @@ class AsyncTransport(TransportBase):
     async def run(self, call: Call[T]) -> T:
         async with self._slots:
             if not self.planned(call) or call.script is None:
-                return await run_call_async(self.client, self.keys, call, self.retry_seconds)
+                return await run_call_async(self.client, self.keys, call, self.retry_seconds, self.hooks)
             return self.single_result(call, await self._drive(self.plan([call])))
 
     async def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:

@@ -31,19 +31,35 @@ def assert_one_chain_one_id(reg: ThreadRegistry) -> dict[str, str]:
 # ---------------------------------------------------------------- raw keys (appended by the race tests)
 
 RAW_SEP = b"\x1f"  # joins hops in storage (registry/validation.py SEP)
+LAYOUT = b"2"  # the layout version the scripts write to meta's 'v' (lua/_core.lua)
 
 
 def _raw_hops(value: bytes) -> tuple[str, ...]:
     return tuple(hop.decode("utf-8") for hop in value.split(RAW_SEP))
 
 
+def _body(tid: str, body: bytes) -> tuple[tuple[str, ...], str]:
+    """(hops, derived id of the chain) of a stored body: the chain, or NUL + derived id +
+    chain where the thread's id is not its chain's derived id (lua/_core.lua)."""
+    if body.startswith(b"\0"):
+        return _raw_hops(body[37:]), body[1:37].decode()
+    return _raw_hops(body), tid
+
+
 def raw_mappings(reg: ThreadRegistry) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """(live, expired) mappings read straight from the namespace's keys: id -> hops.
 
-    Layout (lua/_core.lua): threads hash id -> 6-byte big-endian deadline (ms) + chain
-    (and floors, NUL + chain -> deadline, which are not mappings); permanent mappings in
-    meta as 'P<id>' -> chain. Needs a client that returns bytes.
+    Layout 2 (lua/_core.lua): threads hash id -> 6-byte big-endian deadline (ms) + body
+    (and floors, NUL + derived id -> deadline, which are not mappings); permanent
+    mappings in meta as 'P<id>' -> body. Needs a client that returns bytes.
     """
+    return _raw(reg)[:2]
+
+
+def _raw(
+    reg: ThreadRegistry,
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, str]]:
+    """raw_mappings, and the derived id each mapping's body names (id -> derived id)."""
     from registry.keys import namespace_keys
 
     meta_key, threads_key, _ = namespace_keys(reg.namespace)
@@ -52,34 +68,39 @@ def raw_mappings(reg: ThreadRegistry) -> tuple[dict[str, tuple[str, ...]], dict[
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     live: dict[str, tuple[str, ...]] = {}
     expired: dict[str, tuple[str, ...]] = {}
+    derived: dict[str, str] = {}
     for raw_id, value in client.hgetall(threads_key).items():
         assert isinstance(value, bytes), "raw_mappings needs a client without decode_responses"
         if raw_id == b"":
             assert value == b"", f"the placeholder field holds {value!r}"
             continue  # the placeholder that keeps the key present (lua/_write.lua ensure_keys)
         if raw_id.startswith(b"\0"):
+            assert len(raw_id) == 37, f"floor field {raw_id!r} is not NUL + a derived id"
             assert len(value) == 6, f"floor {raw_id!r} holds {value!r}, not a 6-byte deadline"
             continue  # a floor: the deadline a mapping of that chain must start with
         tid = raw_id.decode()
         deadline = int.from_bytes(value[:6], "big")
-        (live if deadline > now_ms else expired)[tid] = _raw_hops(value[6:])
+        hops, derived[tid] = _body(tid, value[6:])
+        (live if deadline > now_ms else expired)[tid] = hops
     for name, value in client.hgetall(meta_key).items():
         if name.startswith(b"P"):
             tid = name[1:].decode()
             assert tid not in live, f"{tid} is both an expiring and a permanent mapping"
-            live[tid] = _raw_hops(value)
-    return live, expired
+            live[tid], derived[tid] = _body(tid, value)
+    return live, expired, derived
 
 
 def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -> dict[str, tuple[str, ...]]:
     """Nothing orphaned or doubled in the namespace's raw keys; returns the live mappings.
 
-    - each chain has at most one live id;
-    - every override (overrides hash, and 'Q<chain>' in meta) points at a live mapping
-      whose chain is that field (an override of an expired, not yet swept mapping is
-      tolerated: it is garbage the sweep reclaims);
-    - the root pointer and every table-root pointer ('T<table>') name a live permanent
-      mapping of the right shape;
+    - meta names layout 2 once the namespace has a salt;
+    - each chain has at most one live id, and each body names one derived id per chain;
+    - every override (overrides hash d -> id, and 'Q<d>' -> id in meta) points at a live
+      mapping whose body names that derived id (an override of an expired, not yet swept
+      mapping is tolerated: it is garbage the sweep reclaims);
+    - a permanent floor ('Q<d>' -> '') only where no live mapping's chain derives d;
+    - the root pointer (id + body) and every table-root pointer ('T<table>') name a live
+      permanent mapping of the right shape;
     - meta holds no field this layout does not know;
     - with `reachable`, every live mapping is found again: get_or_create(its hops) returns
       its id (a write: it touches the mapping's deadline, and creates nothing if it holds).
@@ -88,46 +109,59 @@ def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -
 
     meta_key, _, overrides_key = namespace_keys(reg.namespace)
     client = reg.client
-    live, expired = raw_mappings(reg)
+    live, expired, derived = _raw(reg)
     meta = client.hgetall(meta_key)
     permanent = {name[1:].decode() for name in meta if name.startswith(b"P")}
+    if b"salt" in meta:
+        assert meta.get(b"v") == LAYOUT, f"meta says layout {meta.get(b'v')!r}"
 
     by_chain: dict[tuple[str, ...], str] = {}
+    chain_of_derived: dict[str, tuple[str, ...]] = {}
     for tid, hops in live.items():
         other = by_chain.setdefault(hops, tid)
         assert other == tid, f"chain {hops!r} has two live ids: {other} and {tid}"
+        seen = chain_of_derived.setdefault(derived[tid], hops)
+        assert seen == hops, f"derived id {derived[tid]} named by {seen!r} and {hops!r}"
 
-    def check_override(where: str, chain: bytes, target: bytes) -> None:
-        hops, tid = _raw_hops(chain), target.decode()
-        if tid in expired and expired[tid] == hops:
+    def check_override(where: str, d: bytes, target: bytes) -> None:
+        tid = target.decode()
+        if tid in expired:
             return
-        assert live.get(tid) == hops, f"{where} {hops!r} -> {tid}, which is {live.get(tid)!r}"
+        assert tid in live, f"{where} {d!r} -> {tid}, which is no live mapping"
+        assert derived[tid] == d.decode(), f"{where} {d!r} -> {tid}, whose body names {derived[tid]}"
 
     overrides = client.hgetall(overrides_key)
     threads_key = overrides_key.replace(":overrides", ":threads")
     assert client.exists(threads_key) == client.exists(overrides_key), "threads and overrides exist together"
-    for chain, target in overrides.items():
-        if chain == b"":
+    for d, target in overrides.items():
+        if d == b"":
             continue  # the placeholder
-        check_override("override", chain, target)
+        check_override("override", d, target)
     for name, value in meta.items():
         if name.startswith(b"Q") and value == b"":
-            # a permanent floor: only where the chain has no mapping
-            hops = _raw_hops(name[1:])
-            assert hops not in by_chain, f"permanent floor for {hops!r}, which has mapping {by_chain[hops]}"
+            d = name[1:].decode()
+            assert d not in chain_of_derived, (
+                f"permanent floor for {d}, whose chain {chain_of_derived.get(d)!r} has a mapping"
+            )
         elif name.startswith(b"Q"):
             check_override("meta override", name[1:], value)
         elif name == b"root":
-            tid = value.decode()
+            tid = value[:36].decode()
             assert tid in permanent, f"root pointer {tid} names no permanent mapping"
+            assert _body(tid, value[36:])[0] == live[tid], (
+                f"root pointer {value!r} disagrees with {live[tid]!r}"
+            )
             assert len(live[tid]) == 2 and live[tid][0] == "system", f"root {tid} is {live[tid]!r}"
         elif name.startswith(b"T"):
             table, tid = name[1:].decode(), value.decode()
             assert tid in permanent, f"table {table} root pointer {tid} names no permanent mapping"
             assert len(live[tid]) == 2 and live[tid][0] == table, f"table {table} root is {live[tid]!r}"
         else:
-            # ack: the counter acknowledged writes bump before WAIT (registry/transport.py)
-            assert name.startswith(b"P") or name in (b"salt", b"cur", b"ack"), f"unknown meta field {name!r}"
+            # ack: the counter acknowledged writes bump before WAIT (registry/transport.py);
+            # v: the layout; x: the expiry the threads and overrides keys were last given
+            assert name.startswith(b"P") or name in (b"salt", b"cur", b"ack", b"v", b"x"), (
+                f"unknown meta field {name!r}"
+            )
 
     if reachable:
         for tid, hops in live.items():

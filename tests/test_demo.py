@@ -59,7 +59,7 @@ def test_operator_commands_show_and_sweep_a_namespace(
     assert main(["threads", "--url", redis_server.url, "--namespace", "ops"]) == 0
     out = capsys.readouterr().out
     assert "3 live threads in namespace 'ops'" in out
-    assert f"calculator.add  [{leaf[:8]}]" in out
+    assert f"calculator.add  [{leaf[:8]}, in 23h" in out
 
     assert main(["threads", "--url", redis_server.url, "--namespace", "ops", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
