@@ -38,6 +38,8 @@ def _builder(reg: Any, op: str, fx: Fixture) -> Callable[[int], Any]:
         return lambda i: ops.get_or_create(fx.existing_chains[i % len(fx.existing_chains)])
     if op == "extend_chain_new":
         return lambda i: ops.extend_chain(fx.router_id, f"prof{i}")
+    if op == "extend_chain_existing":
+        return lambda i: ops.extend_chain(fx.router_id, fx.leaf_hops[i % len(fx.leaf_hops)])
     if op == "prune_for_response":
         return lambda i: ops.prune_for_response(leaves[i % n])
     if op == "register_thread":
