@@ -57,15 +57,17 @@ def build_fixture(c: C.Contender, pool: int, label: str) -> Fixture:
 
 def op_caller(op: str, c: C.Contender, fx: Fixture, tag: str) -> Callable[[int], Any]:
     """fn(i) runs the i-th call of `op` in a slice; `tag` makes new chains new."""
+    # Each creating op has its own hop names: get_or_create_new and extend_chain_new both make
+    # children of the router, and must not hand each other existing chains.
     if op == "get_or_create_new":
-        base = f"{ROUTER}.{tag}"
+        base = f"{ROUTER}.{tag}g"
         return lambda i: c.get_or_create(f"{base}{i}")
     if op == "get_or_create_existing":
         chains, n = fx.existing_chains, len(fx.existing_chains)
         return lambda i: c.get_or_create(chains[i % n])
     if op == "extend_chain_new":
         router = fx.router_id
-        return lambda i: c.extend_chain(router, f"{tag}{i}")
+        return lambda i: c.extend_chain(router, f"{tag}e{i}")
     if op == "extend_chain_existing":
         router, hops, n = fx.router_id, fx.leaf_hops, len(fx.leaf_hops)
         return lambda i: c.extend_chain(router, hops[i % n])
