@@ -41,7 +41,7 @@ def _hop(n: int) -> tuple[bool, str]:
     return False, f"worker-{n}"
 
 
-def fill_ours(reg: Any, router: str, start: int, stop: int) -> None:
+def _fill_ours(reg: Any, router: str, start: int, stop: int) -> None:
     for lo in range(start, stop, CHUNK):
         b = reg.batch()
         for n in range(lo, min(stop, lo + CHUNK)):
@@ -91,7 +91,7 @@ def measure(client: redis.Redis, tag: str, sizes: Sequence[int]) -> dict[str, An
     router = reg.extend_chain(reg.extend_chain(root, "console"), "router")
     made, rows = 3, {}
     for size in sizes:
-        fill_ours(reg, router, made, size)
+        _fill_ours(reg, router, made, size)
         made = max(made, size)
         delta = used_memory(client) - m0
         live = int(client.hlen(threads_key)) + 1  # expiring entries + the permanent root

@@ -1,31 +1,37 @@
-"""Server CPU per operation, from the server's own counters (INFO commandstats).
+"""Server CPU per operation (INFO commandstats), as ratios to a no-op script in the same run.
 
-A namespace lives in one slot, so its operations run one at a time on one main thread: the
-server µs one operation costs sets the namespace's ceiling (1e6 / µs operations per second).
-Each figure is the change of ``cmdstat_evalsha`` usec around N calls of one operation, divided
-by N (the same as CONFIG RESETSTAT, N calls, ``usec_per_call``, without wiping the counters of
-a server we did not start). A ``return 1`` script (the floor contender) is measured in the same
-rounds, the operations' order rotated each round: ratios to it are comparable across noisy
-machines and across servers, absolute µs are not.
+One namespace lives in one cluster slot, so the server µs one operation costs is the
+namespace's ceiling (1e6 / µs operations per second). For each operation: CONFIG RESETSTAT,
+`calls` calls, then `usec_per_call` of `cmdstat_evalsha`; the no-op (`return 1`, the
+library's keys and argument shapes) is measured the same way, and the rounds interleave
+every operation, so machine noise falls on all alike. The median of the rounds is kept.
 
-Commands a script runs with ``redis.call`` are counted in commandstats as their own
-``cmdstat_<command>``; EVALSHA's usec includes them. `inner_profile` splits one operation's
-EVALSHA time into those commands (calls per operation, µs each) and the rest (Lua itself).
+Also: the cost at 1,000 and at 200,000 threads (it must be flat), one call at the input
+limits (256 hops of 256 bytes: the worst case), and bytes per live thread.
+
+    python -m benchmarks.server_cost [--url URL] [--calls N] [--rounds N] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 
-from . import contenders as C
-from .loads import Fixture, build_fixture, op_caller
+from registry import ThreadRegistry
+from registry.keys import namespace_keys
+from registry.validation import MAX_HOP_BYTES, MAX_HOPS
 
-# The operations of the server-cost targets, and the no-op script measured beside them.
-SERVER_OPS = (
+NOOP = "return 1"
+TTL_S = 86400
+ROUTER = ("system", "acme", "console", "router")
+# The operations measured, each as the issue names it.
+OPS = (
     "lookup",
     "extend_chain_new",
     "extend_chain_existing",
@@ -34,145 +40,260 @@ SERVER_OPS = (
     "prune_for_response",
     "register_thread",
 )
-NOOP = "noop"
-# Counters that are the harness's own reading, not the operation's work.
-_OWN = ("evalsha", "info", "config", "script", "client", "hello", "ping")
-
-Caller = Callable[[int], Any]
-
-
-def command_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
-    """{command: (calls, usec)} from INFO commandstats (subcommands as "config|resetstat")."""
-    out: dict[str, tuple[int, int]] = {}
-    for key, v in client.info("commandstats").items():
-        out[key.removeprefix("cmdstat_")] = (int(v["calls"]), int(v["usec"]))
-    return out
-
-
-def _delta(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
-    out = {}
-    for cmd, (calls, usec) in after.items():
-        c0, u0 = before.get(cmd, (0, 0))
-        if calls > c0:
-            out[cmd] = (calls - c0, usec - u0)
-    return out
+# Targets (ratio to the no-op) of issue 10.
+TARGETS = {
+    "lookup": 2.5,
+    "extend_chain_new": 8.0,
+    "extend_chain_existing": 8.0,
+    "get_or_create_existing": 8.0,
+    "prune_for_response": 8.0,
+    "register_thread": 10.0,
+    "get_or_create_new": 12.0,
+}
+POOL = 100
+_ID = "00000000-0000-4000-8000-000000000000"
 
 
-def run_counted(client: redis.Redis, fn: Caller, start: int, n: int) -> dict[str, tuple[int, int]]:
-    """Calls fn(start) .. fn(start + n - 1); the commandstats they added, {command: (calls, usec)}."""
-    before = command_stats(client)
-    for i in range(start, start + n):
+def evalsha_usec(client: redis.Redis) -> tuple[int, float]:
+    """(calls, usec_per_call) of EVALSHA since the last CONFIG RESETSTAT."""
+    row = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(row.get("calls", 0)), float(row.get("usec_per_call", 0.0))
+
+
+class Fixture:
+    """A namespace with a root, a router thread, and pools of chains and leaves."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.reg = ThreadRegistry(client, namespace=namespace, ttl=TTL_S)
+        root = self.reg.initialize_root("acme")
+        self.router = self.reg.extend_chain(self.reg.extend_chain(root, "console"), "router")
+        self.chains = [(*ROUTER, f"pool{k}") for k in range(POOL)]
+        self.leaves = [self.reg.get_or_create(list(c)) for c in self.chains]
+        self.noop_sha = str(client.script_load(NOOP))
+        self.keys = namespace_keys(namespace)
+        self._n = 0
+
+    def caller(self, op: str) -> Callable[[int], Any]:
+        """fn(i): the i-th call of `op`; new chains are new across rounds too."""
+        reg, leaves, chains = self.reg, self.leaves, self.chains
+        self._n += 1
+        tag = f"r{self._n}-"
+        if op == "noop":
+            keys, sha = self.keys, self.noop_sha
+            head = (str(TTL_S * 1000), _ID, "0")
+            return lambda i: self.client.execute_command("EVALSHA", sha, 3, *keys, *head, _ID)  # type: ignore[no-untyped-call]
+        if op == "lookup":
+            return lambda i: reg.lookup(leaves[i % POOL])
+        if op == "extend_chain_new":
+            return lambda i: reg.extend_chain(self.router, f"{tag}{i}")
+        if op == "extend_chain_existing":
+            return lambda i: reg.extend_chain(self.router, f"pool{i % POOL}")
+        if op == "get_or_create_existing":
+            return lambda i: reg.get_or_create(list(chains[i % POOL]))
+        if op == "get_or_create_new":
+            return lambda i: reg.get_or_create([*ROUTER, f"{tag}{i}"])
+        if op == "prune_for_response":
+            return lambda i: reg.prune_for_response(leaves[i % POOL])
+        if op == "register_thread":
+            return lambda i: reg.register_thread(str(uuid.uuid4()), "console", f"{tag}{i}")
+        raise ValueError(f"unknown operation {op!r}")
+
+
+def measure_op(fx: Fixture, op: str, calls: int) -> float:
+    """Server µs per EVALSHA of `calls` calls of `op` (after a warm-up that loads the script)."""
+    fn = fx.caller(op)
+    for i in range(3):
+        fn(calls + i)
+    fx.client.config_resetstat()
+    for i in range(calls):
         fn(i)
-    return _delta(before, command_stats(client))
+    n, usec = evalsha_usec(fx.client)
+    assert n >= calls, f"{op}: {n} EVALSHA counted for {calls} calls"
+    return usec
 
 
-def callers(
-    client: redis.Redis, tag: str, ops: Sequence[str] = SERVER_OPS, pool: int = 100
-) -> tuple[dict[str, Caller], Any]:
-    """{op: fn(i)} of this library over a fresh fixture, plus NOOP; each already run once.
+def server_cost(
+    client_factory: Callable[[], redis.Redis],
+    ops: Sequence[str] = OPS,
+    calls: int = 2000,
+    rounds: int = 3,
+    namespace: str = "server-cost",
+) -> dict[str, Any]:
+    """{"noop_us", "ops": {op: {"us", "ratio", "target", "ceiling_ops_s", "rounds"}}}.
 
-    Returns the callers and the registry (the caller clears it when done).
+    The server must be otherwise idle (CONFIG RESETSTAT is called between operations).
     """
-    reg: Any = C.make("ours", client, f"sc-{tag}")
-    floor = C.make("floor", client, f"sc-{tag}")
-    fx: Fixture = build_fixture(reg, pool, "")
-    out = {op: op_caller(op, reg, fx, "sc") for op in ops}
-    out[NOOP] = op_caller("extend_chain_new", floor, build_fixture(floor, 1, ""), "sc")
-    for fn in out.values():  # scripts loaded (no NOSCRIPT inside a measure); -1 is no round's index
-        fn(-1)
-    return out, reg
-
-
-def measure_rounds(
-    client: redis.Redis, fns: Mapping[str, Caller], calls: int, rounds: int = 1
-) -> dict[str, list[float]]:
-    """{op: [server µs per call, one per round]}; the ops' order rotated each round.
-
-    Each op's index keeps counting across rounds, so a "new chain" op makes new chains in every
-    round.
-    """
-    names = list(fns)
-    out: dict[str, list[float]] = {op: [] for op in names}
-    for r in range(rounds):
-        for op in names[r % len(names) :] + names[: r % len(names)]:
-            calls_usec = run_counted(client, fns[op], r * calls, calls).get("evalsha", (0, 0))
-            out[op].append(calls_usec[1] / calls)
+    client = client_factory()
+    fx = Fixture(client, namespace)
+    samples: dict[str, list[float]] = {op: [] for op in ("noop", *ops)}
+    try:
+        for r in range(rounds):
+            order = ["noop", *ops]
+            order = order[r % len(order) :] + order[: r % len(order)]
+            for op in order:
+                samples[op].append(measure_op(fx, op, calls))
+    finally:
+        fx.reg.clear()
+        client.close()
+    noop = statistics.median(samples["noop"])
+    out: dict[str, Any] = {"noop_us": round(noop, 2), "noop_rounds": samples["noop"], "ops": {}}
+    for op in ops:
+        us = statistics.median(samples[op])
+        out["ops"][op] = {
+            "us": round(us, 2),
+            "ratio": round(us / noop, 2),
+            "target": TARGETS.get(op),
+            "ceiling_ops_s": round(1e6 / us) if us else None,
+            "rounds": samples[op],
+        }
     return out
 
 
-def measure(client: redis.Redis, fns: Mapping[str, Caller], calls: int, rounds: int = 1) -> dict[str, float]:
-    """{op: server µs per call}, the median over rounds."""
-    return {op: statistics.median(us) for op, us in measure_rounds(client, fns, calls, rounds).items()}
+def _fill(reg: ThreadRegistry, router: str, start: int, stop: int, chunk: int = 1000) -> None:
+    for lo in range(start, stop, chunk):
+        b = reg.batch()
+        for n in range(lo, min(stop, lo + chunk)):
+            b.extend_chain(router, f"fill-{n}")
+        b.execute()
 
 
-def summarize(per_round: dict[str, list[float]]) -> dict[str, Any]:
-    """µs, ratio to the no-op (median of per-round ratios) and ceiling (1e6 / µs) per op."""
-    noop = per_round[NOOP]
-    ops: dict[str, Any] = {}
-    for op, us in per_round.items():
-        if op == NOOP:
-            continue
-        med = statistics.median(us)
-        ratios = [a / b for a, b in zip(us, noop, strict=True) if b > 0]
-        ops[op] = {
-            "us": round(med, 2),
-            "ratio": round(statistics.median(ratios), 2) if ratios else 0.0,
-            "ceiling_ops_s": round(1e6 / med) if med > 0 else 0,
-            "us_rounds": [round(x, 2) for x in us],
-        }
-    return {"noop_us": round(statistics.median(noop), 2), "noop_us_rounds": [round(x, 2) for x in noop], "ops": ops}
-
-
-def server_cost(client: redis.Redis, tag: str, calls: int, rounds: int, pool: int = 100) -> dict[str, Any]:
-    """The server-cost table of one server: every SERVER_OP beside the no-op, interleaved."""
-    fns, reg = callers(client, tag, SERVER_OPS, pool)
+def flatness(
+    client_factory: Callable[[], redis.Redis],
+    sizes: Sequence[int] = (1000, 200_000),
+    ops: Sequence[str] = ("lookup", "extend_chain_existing", "get_or_create_new", "register_thread"),
+    calls: int = 2000,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Server µs per op at each namespace size (threads), and the ratio of largest to smallest."""
+    client = client_factory()
+    fx = Fixture(client, "server-cost-size")
+    made, rows = 0, {}
     try:
-        summary = summarize(measure_rounds(client, fns, calls, rounds))
+        for size in sorted(sizes):
+            _fill(fx.reg, fx.router, made, size)
+            made = size
+            noop = statistics.median(measure_op(fx, "noop", calls) for _ in range(rounds))
+            row = {"noop": noop}
+            for op in ops:
+                row[op] = statistics.median(measure_op(fx, op, calls) for _ in range(rounds))
+            rows[str(size)] = {k: round(v, 2) for k, v in row.items()}
     finally:
-        reg.clear()
-    version = client.info("server")
+        fx.reg.clear()
+        client.close()
+    small, large = rows[str(min(sizes))], rows[str(max(sizes))]
     return {
-        "server": f"{'valkey' if 'valkey_version' in version else 'redis'} "
-        f"{version.get('valkey_version') or version.get('redis_version')}",
-        "calls": calls,
-        "rounds": rounds,
-        **summary,
+        "sizes": rows,
+        "ratio_large_to_small": {op: round(large[op] / small[op], 2) for op in ops},
     }
 
 
-def inner_profile(client: redis.Redis, fn: Caller, calls: int, start: int = 0) -> dict[str, Any]:
-    """Where one operation's EVALSHA µs go: the commands its script ran, per operation.
-
-    inner: {command: {per_op: calls per operation, usec_per_call, us_per_op}}, their sum, and
-    lua_rest_us: EVALSHA µs minus that sum (the Lua interpreter, argument handling, replies).
-    """
-    d = run_counted(client, fn, start, calls)
-    ev_calls, ev_usec = d.get("evalsha", (0, 0))
-    inner = {}
-    for cmd, (n, usec) in sorted(d.items(), key=lambda kv: -kv[1][1]):
-        if cmd.split("|")[0] in _OWN:
-            continue
-        inner[cmd] = {
-            "per_op": round(n / calls, 2),
-            "usec_per_call": round(usec / n, 2),
-            "us_per_op": round(usec / calls, 2),
-        }
-    evalsha_us = ev_usec / calls
-    inner_us = sum(v["us_per_op"] for v in inner.values())
-    return {
-        "evalsha_per_op": round(ev_calls / calls, 2),
-        "evalsha_us": round(evalsha_us, 2),
-        "redis_calls_per_op": round(sum(v["per_op"] for v in inner.values()), 2),
-        "inner_us": round(inner_us, 2),
-        "lua_rest_us": round(evalsha_us - inner_us, 2),
-        "inner": inner,
-    }
+def _one(client: redis.Redis, fn: Callable[[], Any]) -> float:
+    client.config_resetstat()
+    fn()
+    n, usec = evalsha_usec(client)
+    assert n >= 1
+    return usec
 
 
-def inner_profiles(client: redis.Redis, tag: str, ops: Sequence[str], calls: int) -> dict[str, Any]:
-    """inner_profile of each op (and the no-op), each over its own fresh fixture's callers."""
-    fns, reg = callers(client, f"prof-{tag}", ops)
+def worst_case(client_factory: Callable[[], redis.Redis]) -> dict[str, float]:
+    """Server µs of one call at the input limits: 256 hops of 256 bytes."""
+    client = client_factory()
+    out: dict[str, float] = {}
+    short = ThreadRegistry(client, namespace="server-cost-worst", ttl=60)
+    reg = ThreadRegistry(client, namespace="server-cost-worst", ttl=TTL_S)
     try:
-        return {op: inner_profile(client, fns[op], calls, start=10**6) for op in [*ops, NOOP]}
+        reg.lookup(_ID)  # loads the scripts, so no SCRIPT LOAD falls in a measured call
+        hop = "h" * (MAX_HOP_BYTES - 4)
+        chain = [f"{hop}{i:04d}" for i in range(MAX_HOPS)]
+        out["get_or_create_new_256x256"] = _one(client, lambda: reg.get_or_create(chain))
+        out["get_or_create_existing_256x256"] = _one(client, lambda: reg.get_or_create(chain))
+        leaf = reg.get_or_create(chain)
+        out["lookup_256x256"] = _one(client, lambda: reg.lookup(leaf))
+        out["prune_for_response_256x256"] = _one(client, lambda: reg.prune_for_response(leaf))
+        parent = reg.get_or_create(chain[:-1])
+        other = [*chain[:-1], "x" * MAX_HOP_BYTES]
+        out["extend_chain_new_256x256"] = _one(client, lambda: reg.extend_chain(parent, other[-1]))
+        # Every prefix a mapping, all due soon (ttl 60 s), then a touch with a day's ttl:
+        # the walk up rewrites every ancestor.
+        stale = ["q" * MAX_HOP_BYTES, *chain[1:]]
+        tid = short.get_or_create(stale[:1])
+        for h in stale[1:]:
+            tid = short.extend_chain(tid, h)
+        out["touch_all_256_ancestors"] = _one(client, lambda: reg.get_or_create(stale))
+        tid = short.get_or_create(["p" * MAX_HOP_BYTES])
+        for h in chain[1:-1]:
+            tid = short.extend_chain(tid, h)
+        out["extend_chain_all_255_ancestors"] = _one(client, lambda: reg.extend_chain(tid, chain[-1]))
     finally:
         reg.clear()
+        client.close()
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def memory_per_thread(client_factory: Callable[[], redis.Redis], threads: int = 100_000) -> float:
+    """used_memory per live thread at `threads` threads (benchmarks/memory.py's shapes)."""
+    from .memory import _fill_ours, used_memory
+
+    client = client_factory()
+    reg = ThreadRegistry(client, namespace="server-cost-mem", ttl=TTL_S)
+    try:
+        m0 = used_memory(client)
+        root = reg.initialize_root("acme")
+        router = reg.extend_chain(reg.extend_chain(root, "console"), "router")
+        _fill_ours(reg, router, 3, threads)
+        return round((used_memory(client) - m0) / threads, 1)
+    finally:
+        reg.clear()
+        client.close()
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"no-op `return 1`: {result['noop_us']} µs",
+        "| operation | server µs | x no-op | target | ceiling ops/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for op, row in result["ops"].items():
+        target = f"≤ {row['target']}x" if row["target"] else ""
+        mark = "" if not row["target"] else (" PASS" if row["ratio"] <= row["target"] else " MISS")
+        lines.append(f"| {op} | {row['us']} | {row['ratio']}x | {target}{mark} | {row['ceiling_ops_s']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.server_cost", description=__doc__)
+    parser.add_argument("--url", help="an idle Redis to use instead of starting a throwaway redis-server")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="only the per-operation table")
+    parser.add_argument("--sizes", default="1000,200000", help="namespace sizes of the flatness check")
+    args = parser.parse_args(argv)
+    from .env import redis_url
+
+    with redis_url(args.url) as (url, _):
+
+        def factory() -> redis.Redis:
+            return redis.Redis.from_url(url)
+
+        info = factory().info("server")
+        when = time.strftime("%Y-%m-%d %H:%M")
+        print(f"{info.get('redis_version')} ({info.get('executable', '')}), {when}")
+        print(table(server_cost(factory, calls=args.calls, rounds=args.rounds)))
+        if args.quick:
+            return 0
+        print("\nworst case at the input limits (one call, server µs):")
+        for k, v in worst_case(factory).items():
+            print(f"  {k}: {v}")
+        sizes = [int(s) for s in args.sizes.split(",")]
+        flat = flatness(factory, sizes, calls=args.calls, rounds=args.rounds)
+        print("\nflat with size (server µs):")
+        for size, row in flat["sizes"].items():
+            print(f"  {size} threads: {row}")
+        print(f"  ratio largest/smallest: {flat['ratio_large_to_small']}")
+        print(f"\nmemory: {memory_per_thread(factory)} B per live thread at 100,000 threads")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
