@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import analysis, batches, embedded, loads, matrix, memory, profiling, report, server_cost
+from . import analysis, batches, embedded, flatness, loads, matrix, memory, profiling, report, server_cost
 from . import contenders as C
 from .env import machine_info, make_client, redis_url
 
@@ -95,8 +95,8 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
             factory, calls=calls, rounds=rounds, namespace=f"server-cost-{run_id}"
         )
         log(f"server cost flat with size: {', '.join(map(str, cfg.flat_sizes))} threads")
-        rep["server_flat"] = server_cost.flatness(
-            factory, cfg.flat_sizes, calls=calls, rounds=max(1, rounds // 2)
+        rep["server_flat"] = flatness.flat_with_size(
+            factory, run_id, cfg.flat_sizes, calls=calls, rounds=max(2, rounds // 2)
         )
         log("server cost at the input limits")
         rep["server_worst"] = server_cost.worst_case(factory)

@@ -60,7 +60,8 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
         assert "missing" in body or set(body["ops"]) == set(SERVER_OPS), body
     flat = data["server_flat"]["sizes"]
     assert set(flat) == {str(n) for n in MODES["smoke"].flat_sizes}
-    assert all(us > 0 for row in flat.values() for us in row.values())
+    assert all(us > 0 for row in flat.values() for us in row["us"].values())
+    assert set(data["server_flat"]["growth"]) == {*SERVER_OPS, "noop"}
     assert data["server_worst"] and all(us > 0 for us in data["server_worst"].values())
     prof = data["server_profile"]
     assert set(prof) == {*SERVER_OPS, "noop"}
