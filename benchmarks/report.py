@@ -392,7 +392,9 @@ def chart(rep: dict[str, Any], path: Path) -> None:
         xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(sizes))]
         bars = ax.bar(xs, vals, width, label=SHORT[n], color=colors[n])
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.axhline(200, color="red", linestyle="--", linewidth=1, label="target 200 B")
+    from .analysis import MEMORY_BAR
+
+    ax.axhline(MEMORY_BAR, color="red", linestyle="--", linewidth=1, label=f"target {MEMORY_BAR:g} B")
     ax.set_xticks(range(len(sizes)), [f"{int(s):,} threads" for s in sizes], fontsize=8)
     ax.set_ylabel("bytes per live thread")
     ax.set_title("memory, TTL on", fontsize=10)
@@ -431,7 +433,7 @@ def chart(rep: dict[str, Any], path: Path) -> None:
             [SERVER_TARGETS.get(op, 0) for op in ops],
             marker="_",
             s=400,
-            color="red",
+            color="black",
             label="bar",
             zorder=3,
         )
