@@ -37,7 +37,7 @@ MODES = {
         "quick", 5, 0.15, 10**9, 8, 300, (10_000, 100_000), (1, 10, 100), 2000, 300, 5, (1000, 200_000), 100
     ),
     "full": Config(
-        "full", 12, 0.4, 10**9, 8, 1000, (10_000, 100_000), (1, 10, 100), 5000, 1000, 9, (1000, 200_000), 300
+        "full", 10, 0.3, 10**9, 8, 1000, (10_000, 100_000), (1, 10, 100), 5000, 1000, 9, (1000, 200_000), 300
     ),
     "smoke": Config("smoke", 1, 0.02, 15, 2, 8, (200, 1000), (1, 10, 100), 30, 20, 2, (200, 1000), 8),
 }
@@ -96,7 +96,7 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
         )
         log(f"server cost flat with size: {', '.join(map(str, cfg.flat_sizes))} threads")
         rep["server_flat"] = flatness.flat_with_size(
-            factory, run_id, cfg.flat_sizes, calls=calls, rounds=max(2, rounds // 2)
+            factory, run_id, cfg.flat_sizes, calls=min(calls, 500), rounds=max(2, rounds // 2)
         )
         log("server cost at the input limits")
         rep["server_worst"] = server_cost.worst_case(factory)
@@ -106,7 +106,7 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
         rep["server_matrix"] = matrix.run_matrix(run_id, calls, max(1, rounds // 2))
         log("embedded default backend beside a dict registry")
         rep["embedded"] = embedded.run_embedded(
-            run_id, server_cost.OPS, cfg.rounds, cfg.slice_s, cfg.max_ops, cfg.embedded_pool
+            run_id, server_cost.OPS, max(1, cfg.rounds // 2), cfg.slice_s, cfg.max_ops, cfg.embedded_pool
         )
 
         log(f"memory: {', '.join(map(str, cfg.memory_sizes))} threads")
