@@ -48,7 +48,13 @@ def run_matrix(tag: str, calls: int, rounds: int) -> dict[str, Any]:
         try:
             with RedisServer(binary=found) as server:
                 cost = server_cost(server.client, calls=calls, rounds=rounds, namespace=f"matrix-{tag}")
-                out[label] = {"binary": found, "version": _version(found), **cost}
+                out[label] = {
+                    "binary": found,
+                    "version": _version(found),
+                    "calls": calls,
+                    "rounds": rounds,
+                    **cost,
+                }
         except (RuntimeError, OSError) as exc:  # a build that cannot start here is reported, not fatal
             out[label] = {"missing": f"did not start: {exc}"[:300]}
     return out

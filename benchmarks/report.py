@@ -223,8 +223,10 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
         out += [
             "### Across servers",
             "",
-            "Each server its own throwaway process, the same procedure; µs (x the no-op of the same "
-            "server and run).",
+            "Each server its own throwaway process, started one after the other, the same procedure "
+            f"({next((v['calls'] for v in mx.values() if 'calls' in v), '-')} calls x "
+            f"{next((v['rounds'] for v in mx.values() if 'rounds' in v), '-')} rounds); µs (x the "
+            "no-op of the same server and run).",
             "",
             "| operation | " + " | ".join(labels) + " |",
             "|---|" + "---:|" * len(labels),

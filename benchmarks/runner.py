@@ -103,7 +103,7 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
         log("server cost inner commands (per operation)")
         rep["server_profile"] = profiling.server_breakdown(client, run_id, server_cost.OPS, calls)
         log("server matrix: " + ", ".join(label for label, _, _ in matrix.MATRIX))
-        rep["server_matrix"] = matrix.run_matrix(run_id, calls, max(1, rounds // 2))
+        rep["server_matrix"] = matrix.run_matrix(run_id, min(calls, 500), rounds)
         log("embedded default backend beside a dict registry")
         rep["embedded"] = embedded.run_embedded(
             run_id, server_cost.OPS, max(1, cfg.rounds // 2), cfg.slice_s, cfg.max_ops, cfg.embedded_pool
