@@ -1,6 +1,6 @@
 # One command each: `make demo` (the main job, embedded backend, no server needed),
 # `make test` (the whole suite; needs redis-server on PATH, and runs the server suites
-# again on Redis 8.x and Valkey 9.x), `make lint`, `make bench`.
+# again on Redis 8.x and Valkey 9.x), `make lint`, `make docs` (the API reference), `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,7 @@ MATRIX_TESTS := tests/test_behaviour.py tests/test_bad_input.py tests/test_model
 	tests/test_model_time.py tests/test_faults.py tests/test_distributed_faults.py tests/test_ttl.py \
 	tests/test_batch.py tests/test_noscript.py tests/test_races.py tests/test_failover.py
 
-.PHONY: demo test test-7 test-matrix servers lint bench wheel clean
+.PHONY: demo test test-7 test-matrix servers lint docs bench wheel clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff format --check registry tests benchmarks
 	$(PY) -m mypy
 
+# The API reference, from the docstrings; a broken docstring (a warning) fails the build.
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -q -W --keep-going -b html docs/api docs/_build/api
+
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks run --quick
 
@@ -59,4 +63,4 @@ wheel: $(VENV)/.installed
 	$(PY) -m build --wheel --outdir dist
 
 clean:
-	rm -rf $(VENV) $(SERVERS) dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SERVERS) dist build docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -19,8 +19,10 @@ from .errors import (
     RegistryError,
     RootConflictError,
     ThreadIdConflictError,
+    UnknownThreadError,
 )
-from .operations import ThreadInfo
+from .identity import listener_of, request_hop
+from .operations import Route, ThreadInfo
 
 __all__ = [
     "NOT_RUN",
@@ -34,9 +36,13 @@ __all__ = [
     "OutcomeUnknownError",
     "RegistryError",
     "RootConflictError",
+    "Route",
     "ThreadIdConflictError",
     "ThreadInfo",
     "ThreadRegistry",
+    "UnknownThreadError",
     "get_registry",
+    "listener_of",
+    "request_hop",
     "reset_registry",
 ]

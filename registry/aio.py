@@ -15,9 +15,10 @@ import redis.asyncio.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 
-from .base import ClientKinds, RegistryBase
+from .base import ClientKinds, RegistryBase, share_docs
 from .batch import AsyncBatch
-from .operations import Call, Program, ThreadInfo, as_dump
+from .client import ThreadRegistry
+from .operations import Call, Program, Route, ThreadInfo, as_dump
 from .transport import AsyncTransport
 from .validation import Chain, ThreadId
 
@@ -91,8 +92,8 @@ class AsyncThreadRegistry(RegistryBase):
     async def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> str:
         return await self._run(self._ops.extend_chain(current_uuid, next_hop))
 
-    async def prune_for_response(self, thread_id: ThreadId) -> tuple[str | None, str | None]:
-        return await self._run(self._ops.prune_for_response(thread_id))
+    async def prune_for_response(self, thread_id: ThreadId, *, drop: bool = False) -> Route:
+        return await self._run(self._ops.prune_for_response(thread_id, drop))
 
     async def start_chain(self, initiator: str, target: str) -> str:
         return await self._run(self._ops.start_chain(initiator, target))
@@ -116,13 +117,14 @@ class AsyncThreadRegistry(RegistryBase):
         await self._run(self._ops.clear())
 
     async def gc(self, limit: int = 1000) -> int:
-        """Reclaim expired mappings now, in bounded steps; returns how many."""
         return await self._drive(self._ops.gc(limit))
 
     async def threads(self) -> list[ThreadInfo]:
-        """Every live mapping with its hops and deadline, read page by page."""
         return await self._drive(self._ops.iter_threads())
 
     async def debug_dump(self) -> dict[str, str]:
-        """``{thread id: dotted chain}`` of every live mapping of this namespace."""
         return as_dump(await self.threads())
+
+
+# The operations mean what ThreadRegistry's do: their docs are written once, there.
+share_docs(AsyncThreadRegistry, ThreadRegistry)

@@ -40,12 +40,27 @@ class RegistryBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
+        strict: bool = False,
     ) -> None:
-        """`client`: a redis-py (or fakeredis) client, standalone, cluster or Sentinel-managed.
-        `ttl`: idle seconds before a thread expires (None: never). `wait_replicas`: replicas
-        every write waits for. `retry_seconds`: how long calls retry through a failover
-        (default: 20 on Cluster and Sentinel clients, 0 on a single server)."""
-        self._ops = Operations(namespace, ttl)
+        """A registry for one namespace on `client`.
+
+        Args:
+            client: a redis-py (or fakeredis) client: standalone, cluster or Sentinel-managed.
+            namespace: 1 to 64 of ``A-Z a-z 0-9 _ - . :``; namespaces never see each other.
+            ttl: idle seconds before a thread expires (0.001 s to ten years); None: never.
+            wait_replicas: replicas every write waits for (``WAIT``); 0: none.
+            wait_timeout_ms: how long a write waits for them before DurabilityError.
+            retry_seconds: how long calls retry through a failover (default: 20 on
+                Cluster and Sentinel clients, 0 on a single server).
+            strict: ``extend_chain`` and ``prune_for_response`` on an unknown or expired
+                id raise UnknownThreadError instead of making a one-hop chain or
+                answering ``Route(None, None)``. Recommended for new code.
+
+        Raises:
+            InvalidNamespaceError: a bad namespace.
+            InvalidConfigError: a bad ttl, wait setting or strict flag.
+        """
+        self._ops = Operations(namespace, ttl, strict)
         self._client = client
         self._durability = durability(wait_replicas, wait_timeout_ms)
         self._transport = self._transport_class(client, self._ops.keys, self._durability, retry_seconds)
@@ -62,11 +77,18 @@ class RegistryBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
+        strict: bool = False,
         **kwargs: Any,
     ) -> Self:
         """A registry on ``Redis.from_url(url, **kwargs)`` (``redis://``, ``rediss://``,
         ``unix://``; AUTH/ACL user in the URL), or with ``cluster=True`` on
-        ``RedisCluster.from_url``."""
+        ``RedisCluster.from_url``.
+
+        The other arguments are the constructor's. `kwargs` go to redis-py
+        (``max_connections``, ``socket_timeout``, ``ssl_ca_certs``, ...). Calls beyond
+        the pool's ``max_connections`` (100 by default) wait for a free connection
+        instead of failing.
+        """
         kind = cls._clients.cluster if cluster else cls._clients.standalone
         return cls(
             kind.from_url(url, **kwargs),
@@ -75,6 +97,7 @@ class RegistryBase:
             wait_replicas=wait_replicas,
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
+            strict=strict,
         )
 
     @classmethod
@@ -88,12 +111,21 @@ class RegistryBase:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_seconds: float | None = None,
+        strict: bool = False,
         sentinel_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Self:
         """A registry on the primary the Sentinels name for `service_name`; it follows the
-        primary across failovers. `kwargs` go to the primary's connections (password, ssl,
-        socket_timeout, retry, ...), `sentinel_kwargs` to the connections to the Sentinels."""
+        primary across failovers.
+
+        Args:
+            sentinels: ``(host, port)`` of each Sentinel.
+            service_name: the monitored primary's name (``sentinel monitor NAME ...``).
+            sentinel_kwargs: for the connections to the Sentinels (password, ssl, ...).
+            kwargs: for the primary's connections (password, ssl, socket_timeout, retry, ...).
+
+        The other arguments are the constructor's.
+        """
         # master_for() connections get no retries of their own; after a failover the
         # first call on each pooled connection would fail. Retry, with backoff.
         kwargs.setdefault("retry", cls._clients.retry(cls._clients.backoff(cap=0.5, base=0.05), 12))
@@ -105,6 +137,7 @@ class RegistryBase:
             wait_replicas=wait_replicas,
             wait_timeout_ms=wait_timeout_ms,
             retry_seconds=retry_seconds,
+            strict=strict,
         )
         registry._sentinel = sentinel
         return registry
@@ -116,7 +149,13 @@ class RegistryBase:
 
     @property
     def namespace(self) -> str:
+        """The namespace this registry reads and writes, and only it."""
         return self._ops.namespace
+
+    @property
+    def strict(self) -> bool:
+        """Whether unknown ids raise UnknownThreadError (see the constructor)."""
+        return self._ops.strict
 
     @property
     def ttl(self) -> float | None:
@@ -144,7 +183,19 @@ class RegistryBase:
         return 0 if self._durability is None else self._durability.replicas
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(namespace={self.namespace!r}, ttl={self.ttl!r})"
+        strict = ", strict=True" if self.strict else ""
+        return f"{type(self).__name__}(namespace={self.namespace!r}, ttl={self.ttl!r}{strict})"
+
+
+def share_docs(twin: type, original: type) -> None:
+    """Gives each public method of `twin` without a docstring the one of `original`'s
+    method of the same name (the async class documents its coroutines this way)."""
+    for name, member in vars(twin).items():
+        if name.startswith("_") or not callable(member) or member.__doc__:
+            continue
+        doc = getattr(getattr(original, name, None), "__doc__", None)
+        if doc:
+            member.__doc__ = f"{doc.rstrip()}\n\n        A coroutine: ``await`` it.\n"
 
 
 def durability(wait_replicas: object, wait_timeout_ms: object) -> Durability | None:

@@ -135,8 +135,8 @@ class _Queue:
     def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> Self:
         return self._add(self._ops.extend_chain(current_uuid, next_hop))
 
-    def prune_for_response(self, thread_id: ThreadId) -> Self:
-        return self._add(self._ops.prune_for_response(thread_id))
+    def prune_for_response(self, thread_id: ThreadId, *, drop: bool = False) -> Self:
+        return self._add(self._ops.prune_for_response(thread_id, drop))
 
     def start_chain(self, initiator: str, target: str) -> Self:
         return self._add(self._ops.start_chain(initiator, target))
@@ -263,3 +263,12 @@ class AsyncBatch(_Queue):
     async def __aexit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
             await self.execute()
+
+
+# Each queueing method is the registry method of the same name, queued: said once here.
+for _name, _member in vars(_Queue).items():
+    if not _name.startswith("_") and callable(_member) and not _member.__doc__:
+        _member.__doc__ = (
+            f"Queue ``{_name}`` (see ThreadRegistry.{_name}); its input is checked now, and its "
+            "result takes this operation's place in what ``execute()`` returns. Returns the batch."
+        )

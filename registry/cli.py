@@ -3,6 +3,7 @@
 registry demo [--url URL] [--async]          play a conversation, print the live chains
 registry threads --url URL --namespace NS    what threads are alive (tree, or --json)
 registry gc --url URL --namespace NS         reclaim expired mappings now
+registry pipeline --url URL [--chaos]        the reference pipeline on Redis Streams
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--namespace", help="namespace to play in (default: a fresh demo-xxxxxx, cleared after)"
     )
+
+    from .pipeline import add_arguments as pipeline_arguments
+
+    pipeline_arguments(sub.add_parser("pipeline", help="run the reference pipeline on Redis Streams"))
 
     for name, text in (
         ("threads", "list the live threads of a namespace"),
@@ -53,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "pipeline":
+        from .pipeline import run as run_pipeline
+
+        return run_pipeline(args)
     if args.command == "demo":
         from .demo import run_demo
 

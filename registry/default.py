@@ -38,6 +38,7 @@ def get_registry(
     url: str | None = _UNSET,
     namespace: str = _UNSET,
     ttl: float | None = _UNSET,
+    strict: bool = _UNSET,
 ) -> ThreadRegistry:
     """The process-wide registry, created on the first call.
 
@@ -45,7 +46,8 @@ def get_registry(
     $THREAD_REGISTRY_URL, else the embedded in-process backend (private to this
     process: a warning says so, once). Later calls return the same instance; one that
     names an argument with another value than the first call used raises RegistryError
-    naming both (call reset_registry() first to start over).
+    naming both (call reset_registry() first to start over). `namespace`, `ttl` and
+    `strict` are the ThreadRegistry constructor's (strict is recommended for new code).
 
     Raises:
         RegistryError: a later call asks for other settings than the first one used.
@@ -53,7 +55,13 @@ def get_registry(
     global _instance
     given = {
         name: value
-        for name, value in (("client", client), ("url", url), ("namespace", namespace), ("ttl", ttl))
+        for name, value in (
+            ("client", client),
+            ("url", url),
+            ("namespace", namespace),
+            ("ttl", ttl),
+            ("strict", strict),
+        )
         if value is not _UNSET
     }
     with _lock:
@@ -76,8 +84,9 @@ def _create(given: dict[str, Any]) -> ThreadRegistry:
     url = given.get("url") or os.environ.get(URL_ENV)
     namespace = given.get("namespace", "default")
     ttl = given.get("ttl", DEFAULT_TTL)
+    strict = given.get("strict", False)
     if client is None and url:
-        instance = ThreadRegistry.from_url(url, namespace=namespace, ttl=ttl)
+        instance = ThreadRegistry.from_url(url, namespace=namespace, ttl=ttl, strict=strict)
     else:
         if client is None:
             client = embedded_client()
@@ -89,9 +98,9 @@ def _create(given: dict[str, Any]) -> ThreadRegistry:
                     "do not see its threads)",
                     URL_ENV,
                 )
-        instance = ThreadRegistry(client, namespace=namespace, ttl=ttl)
+        instance = ThreadRegistry(client, namespace=namespace, ttl=ttl, strict=strict)
     _settings.clear()
-    _settings.update(client=client, url=given.get("url"), namespace=namespace, ttl=ttl)
+    _settings.update(client=client, url=given.get("url"), namespace=namespace, ttl=ttl, strict=strict)
     return instance
 
 

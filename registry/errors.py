@@ -25,6 +25,19 @@ class InvalidConfigError(RegistryError, ValueError):
     """A constructor argument (ttl, namespace type, ...) is out of range."""
 
 
+class UnknownThreadError(RegistryError, LookupError):
+    """Strict mode: ``extend_chain`` or ``prune_for_response`` with an id that names no
+    live thread (never bound, expired, cleaned up, or lost with a reset namespace).
+
+    Raised instead of making a one-hop chain or answering ``(None, None)``; decided in
+    the same script run, so nothing is written. ``thread_id`` is the id as given.
+    """
+
+    def __init__(self, message: str, thread_id: str | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+
+
 class RootConflictError(RegistryError):
     """The namespace (or table) already has a root for another organism."""
 
@@ -104,6 +117,7 @@ _BY_CODE: dict[str, type[RegistryError]] = {
     "ROOTCONFLICT": RootConflictError,
     "TABLECONFLICT": RootConflictError,
     "IDCONFLICT": ThreadIdConflictError,
+    "UNKNOWNID": UnknownThreadError,
 }
 
 
@@ -113,4 +127,6 @@ def from_script_error(message: str) -> RegistryError | None:
     cls = _BY_CODE.get(code)
     if cls is None:
         return None
+    if cls is UnknownThreadError:
+        return UnknownThreadError(text, text.split(" ", 3)[2] if text.startswith("thread id ") else None)
     return cls(text)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from .errors import InvalidConfigError
+from .errors import InvalidConfigError, UnknownThreadError
 from .keys import namespace_keys
 from .scripts import Script, script
 from .validation import (
@@ -97,12 +97,32 @@ def _none(_: Any) -> None:
     return None
 
 
+class Route(NamedTuple):
+    """Where an answer goes (``prune_for_response``): the hop that asked and its thread.
+
+    Both are None when there is no caller (an unknown id, or a one-hop chain). It
+    unpacks as a pair: ``target, back = reg.prune_for_response(tid)``.
+    """
+
+    target: str | None
+    thread_id: str | None
+
+
+NO_ROUTE = Route(None, None)
+
+
 class Operations:
     """Builds the Calls of one registry instance (namespace, ttl, root as known here)."""
 
-    def __init__(self, namespace: str = "default", ttl: float | None = DEFAULT_TTL) -> None:
+    def __init__(
+        self, namespace: str = "default", ttl: float | None = DEFAULT_TTL, strict: bool = False
+    ) -> None:
         self.namespace = check_namespace(namespace)
         self.ttl_ms = check_ttl(ttl)
+        if not isinstance(strict, bool):
+            raise InvalidConfigError(f"strict {strict!r} must be True or False")
+        self.strict = strict
+        self._strict_arg = "1" if strict else ""
         self.keys = namespace_keys(self.namespace)
         self.root_uuid: str | None = None
         self.root_chain: str = ROOT_CHAIN_BEFORE_INIT
@@ -167,20 +187,33 @@ class Operations:
         hops = (check_hop(initiator, "initiator"), check_hop(target, "target"))
         return self._write_call("get_or_create", text, SEP.join(hops))
 
+    def _known_form(self, thread_id: ThreadId) -> str | None:
+        """The canonical id; in strict mode a malformed one raises (no thread has it)."""
+        tid = normalize_id(thread_id)
+        if tid is None and self.strict:
+            raise UnknownThreadError(
+                f"thread id {thread_id!r} is not a UUID, so no thread has it (strict mode); nothing was sent",
+                thread_id if isinstance(thread_id, str) else None,
+            )
+        return tid
+
     def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> Call[str]:
         hop = check_hop(next_hop, "next hop")
-        return self._write_call("extend_chain", text, normalize_id(current_uuid) or "", hop)
+        tid = self._known_form(current_uuid) or ""
+        return self._write_call("extend_chain", text, tid, hop, self._strict_arg)
 
-    def prune_for_response(self, thread_id: ThreadId) -> Call[tuple[str | None, str | None]]:
-        tid = normalize_id(thread_id)
+    def prune_for_response(self, thread_id: ThreadId, drop: bool = False) -> Call[Route]:
+        if not isinstance(drop, bool):
+            raise InvalidConfigError(f"drop {drop!r} must be True or False")
+        tid = self._known_form(thread_id)
         if tid is None:
-            return Call(None, (), lambda _: (None, None))
+            return Call(None, (), lambda _: NO_ROUTE)
 
-        def decode(reply: Any) -> tuple[str | None, str | None]:
+        def decode(reply: Any) -> Route:
             target, new_id = reply
-            return _optional_text(target), _optional_text(new_id)
+            return Route(_optional_text(target), _optional_text(new_id))
 
-        s, full = self._write("prune_for_response", tid)
+        s, full = self._write("prune_for_response", tid, self._strict_arg, "1" if drop else "")
         return Call(s, full, decode, writes=True, removes=True)
 
     def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> Call[str]:
@@ -276,6 +309,7 @@ class ThreadInfo:
 
     @property
     def chain(self) -> str:
+        """The hops joined with ``.``, as ``lookup`` renders them."""
         return ".".join(self.hops)
 
 

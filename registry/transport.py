@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -509,9 +510,33 @@ def run_call_once(client: Any, keys: Sequence[str], call: Call[T]) -> T:
     return call.decode(reply)
 
 
+def connection_limit(client: Any) -> int | None:
+    """How many connections the client's pool lends at once (per node on a cluster),
+    or None when it sets no practical bound.
+
+    redis-py's pools raise (MaxConnectionsError, "Too many connections") rather than
+    wait when they are exhausted; the transports hold calls beyond this number back
+    until a call ends instead, so thousands of concurrent calls wait, not fail.
+    """
+    limit: object = None
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a cluster client: what its nodes' pools are given, or have
+        given = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", {})
+        limit = given.get("max_connections")
+        get_node = getattr(client, "get_default_node", None)
+        node = get_node() if limit is None and get_node is not None else None
+        pool = getattr(getattr(node, "redis_connection", None), "connection_pool", None)
+    if pool is not None:
+        limit = getattr(pool, "max_connections", None)
+    if isinstance(limit, int) and 0 < limit < 2**20:
+        return limit
+    return None
+
+
 class TransportBase:
     """What both transports hold: the client, the namespace's keys, the durability and
-    retry settings, and which scripts the server is known to have."""
+    retry settings, which scripts the server is known to have, and how many calls may
+    be in flight at once (see connection_limit)."""
 
     cluster_class: Any
 
@@ -529,6 +554,7 @@ class TransportBase:
         self.cluster = isinstance(client, self.cluster_class)
         self.loaded: set[str] = set()  # SHAs of scripts this transport saw the server take
         self.loaded_server: object = None  # ... and which server that was
+        self.limit = connection_limit(client)
 
     def same_server(self, server: object, step: Send) -> bool:
         """Whether `loaded` speaks of `server`; if not, it is forgotten, and a Send that
@@ -564,13 +590,25 @@ class SyncTransport(TransportBase):
 
     cluster_class = redis.cluster.RedisCluster
 
+    def __init__(
+        self,
+        client: Any,
+        keys: Sequence[str],
+        durability: Durability | None,
+        retry_seconds: float | None = None,
+    ) -> None:
+        super().__init__(client, keys, durability, retry_seconds)
+        self._slots = threading.BoundedSemaphore(self.limit) if self.limit else contextlib.nullcontext()
+
     def run(self, call: Call[T]) -> T:
-        if not self.planned(call) or call.script is None:
-            return run_call(self.client, self.keys, call, self.retry_seconds)
-        return self.single_result(call, self._drive(self.plan([call])))
+        with self._slots:
+            if not self.planned(call) or call.script is None:
+                return run_call(self.client, self.keys, call, self.retry_seconds)
+            return self.single_result(call, self._drive(self.plan([call])))
 
     def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        return self._drive(self.plan(calls))
+        with self._slots:
+            return self._drive(self.plan(calls))
 
     def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
@@ -746,14 +784,17 @@ class AsyncTransport(TransportBase):
         retry_seconds: float | None = None,
     ) -> None:
         super().__init__(client, keys, durability, retry_seconds)
+        self._slots: Any = asyncio.Semaphore(self.limit) if self.limit else contextlib.nullcontext()
 
     async def run(self, call: Call[T]) -> T:
-        if not self.planned(call) or call.script is None:
-            return await run_call_async(self.client, self.keys, call, self.retry_seconds)
-        return self.single_result(call, await self._drive(self.plan([call])))
+        async with self._slots:
+            if not self.planned(call) or call.script is None:
+                return await run_call_async(self.client, self.keys, call, self.retry_seconds)
+            return self.single_result(call, await self._drive(self.plan([call])))
 
     async def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        return await self._drive(self.plan(calls))
+        async with self._slots:
+            return await self._drive(self.plan(calls))
 
     async def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:

@@ -18,6 +18,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
+import registry.default
 from registry import ThreadRegistry
 from registry.aio import AsyncThreadRegistry
 from tests.servers import RedisServer
@@ -116,6 +117,15 @@ def make_registry(client: Any, api: str, request: pytest.FixtureRequest) -> Call
     yield_views = made
     request.addfinalizer(lambda: [view.close() for view in yield_views])
     return make_async
+
+
+@pytest.fixture
+def no_global_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Start and end without a process-wide instance, whatever other tests did."""
+    monkeypatch.setattr(registry.default, "_instance", None)
+    monkeypatch.delenv(registry.default.URL_ENV, raising=False)
+    yield
+    registry.default._instance = None
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -624,15 +624,6 @@ def test_one_chain_one_id_after_mixed_workload(reg: ThreadRegistry, make_registr
 
 
 # ---------------------------------------------------------------- process-wide instance
-
-
-@pytest.fixture
-def no_global_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Start and end without a process-wide instance, whatever other tests did."""
-    monkeypatch.setattr(registry.default, "_instance", None)
-    monkeypatch.delenv(registry.default.URL_ENV, raising=False)
-    yield
-    registry.default._instance = None
 
 
 @pytest.mark.usefixtures("no_global_registry")
