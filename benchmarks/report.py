@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from registry.validation import MAX_HOP_BYTES, MAX_HOPS
+
 from . import contenders as C
 
 # The no-op script's server µs on an idle core of this kind of machine (issue 10's probes);
@@ -272,7 +274,8 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
         out += [
             "### Worst case at the input limits",
             "",
-            "One call each, 256 hops of 256 bytes (the largest chain the input rules allow); server "
+            f"One call each, {MAX_HOPS} hops of {MAX_HOP_BYTES} bytes (the largest chain the input rules "
+            "allow); server "
             "µs of that single EVALSHA, bar 1,000 µs (the whole shard waits while it runs).",
             "",
             "| call | server µs |",

@@ -76,7 +76,7 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
     for op in SERVER_OPS:
         assert f"server: {op} x the no-op script" in names
     assert {"embedded: extend_chain_new ops/s", "embedded: lookup ops/s"} <= names
-    assert any(n.startswith("server: get_or_create_new_256x256") for n in names)
+    assert sum(n.endswith(" at the input limits") for n in names) == len(data["server_worst"])
     assert any(" threads vs " in n for n in names)
 
     statuses = {t["status"] for t in data["targets"]}
