@@ -10,10 +10,8 @@ from typing import Any
 from registry.validation import MAX_HOP_BYTES, MAX_HOPS
 
 from . import contenders as C
+from .analysis import QUIET_NOOP_US
 
-# The no-op script's server µs on an idle core of this kind of machine (issue 10's probes);
-# above it, the run says the machine was loaded.
-QUIET_NOOP_US = 2.5
 SHORT = {"ours": "(a) ours", "plain": "(b) plain", "watch": "(c) WATCH", "floor": "(d) floor"}
 
 
