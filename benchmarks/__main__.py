@@ -1,4 +1,4 @@
-"""python -m benchmarks run [--quick] [--url URL] [--out DIR]"""
+"""python -m benchmarks run [--quick] [--url URL] [--out DIR] | profile [OP] [--calls N] [--url URL]"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import report
+from . import report, server_cost
 from .runner import MODES, run
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -26,19 +26,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.add_argument("--url", help="use this Redis instead of starting a throwaway redis-server")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    p = sub.add_parser("profile", help="pyinstrument call tree of one operation of this library")
-    p.add_argument("op", help="get_or_create_new, extend_chain_new, prune_for_response, register_thread, ...")
-    p.add_argument("--calls", type=int, default=3000)
+    p = sub.add_parser(
+        "profile",
+        help="where each operation's server µs go (commands its script runs, and Lua); with OP, "
+        "also a pyinstrument call tree of the client side",
+    )
+    p.add_argument("op", nargs="?", help=f"one of {', '.join(server_cost.OPS)} (default: all)")
+    p.add_argument("--calls", type=int, default=2000)
     p.add_argument("--url")
     args = parser.parse_args(argv)
 
     if args.command == "profile":
         from .env import make_client, redis_url
-        from .profiling import pyinstrument_text
+        from .profiling import pyinstrument_text, server_breakdown, server_breakdown_text
 
+        if args.op is not None and args.op not in server_cost.OPS:
+            parser.error(f"unknown operation {args.op!r}; one of {', '.join(server_cost.OPS)}")
+        ops = [args.op] if args.op else list(server_cost.OPS)
         with redis_url(args.url) as (url, _):
             client = make_client(url)
-            print(pyinstrument_text(client, "cli", args.op, args.calls))
+            print(server_breakdown_text(server_breakdown(client, "cli", ops, args.calls)))
+            if args.op:
+                print(f"\nclient side, pyinstrument, {args.calls} calls of {args.op}:")
+                print(pyinstrument_text(client, "cli", args.op, args.calls))
             client.close()
         return 0
 

@@ -13,6 +13,7 @@ through redis-py, below which no single-script operation can go.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -258,6 +259,69 @@ class Floor:
     def lookup(self, thread_id: str) -> str | None:
         self._call(thread_id)
         return None
+
+
+class DictRegistry:
+    """The seed's in-process design for the embedded comparison: two dicts under one lock.
+
+    Private to one process, no TTL, no validation: the reference speed of keeping the mapping
+    in Python at all, against which the embedded (fakeredis + the Lua scripts) backend is read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: dict[str, str] = {}  # dotted chain -> id
+        self._chains: dict[str, str] = {}  # id -> dotted chain
+        self._root: tuple[str, ...] = ()
+
+    def _bind(self, chain: str) -> str:  # with the lock held
+        tid = self._ids.get(chain)
+        if tid is None:
+            tid = str(uuid.uuid4())
+            self._ids[chain] = tid
+            self._chains[tid] = chain
+        return tid
+
+    def initialize_root(self, organism_name: str = "organism") -> str:
+        self._root = ("system", organism_name)
+        with self._lock:
+            return self._bind(".".join(self._root))
+
+    def get_or_create(self, chain: str) -> str:
+        with self._lock:
+            return self._bind(chain)
+
+    def extend_chain(self, current_uuid: str, next_hop: str) -> str:
+        with self._lock:
+            current = self._chains.get(current_uuid)
+            return self._bind(next_hop if current is None else f"{current}.{next_hop}")
+
+    def prune_for_response(self, thread_id: str) -> tuple[str | None, str | None]:
+        with self._lock:
+            chain = self._chains.get(thread_id)
+            if chain is None:
+                return None, None
+            parent, dot, _ = chain.rpartition(".")
+            if not dot:
+                del self._chains[thread_id], self._ids[chain]
+                return None, None
+            return parent.rpartition(".")[2], self._bind(parent)
+
+    def register_thread(self, thread_id: str, initiator: str, target: str) -> str:
+        chain = ".".join((*self._root, initiator, target))
+        with self._lock:
+            if thread_id in self._chains:
+                return thread_id
+            existing = self._ids.get(chain)
+            if existing is not None:
+                return existing
+            self._ids[chain] = thread_id
+            self._chains[thread_id] = chain
+            return thread_id
+
+    def lookup(self, thread_id: str) -> str | None:
+        with self._lock:
+            return self._chains.get(thread_id)
 
 
 def make(name: str, client: redis.Redis, tag: str) -> Contender:

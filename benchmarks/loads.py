@@ -23,6 +23,7 @@ OPS = (
     "get_or_create_new",
     "get_or_create_existing",
     "extend_chain_new",
+    "extend_chain_existing",
     "prune_for_response",
     "register_thread",
     "lookup",
@@ -40,6 +41,7 @@ class Fixture:
     router_id: str
     existing_chains: list[str]
     leaf_ids: list[str]
+    leaf_hops: list[str]  # the last hop of each leaf, under the router
 
 
 def build_fixture(c: C.Contender, pool: int, label: str) -> Fixture:
@@ -48,21 +50,27 @@ def build_fixture(c: C.Contender, pool: int, label: str) -> Fixture:
     chains = [f"{ROUTER}.pool-{label}{k}" for k in range(pool)]
     for chain in chains:
         c.get_or_create(chain)
-    leaves = [c.extend_chain(router, f"leaf-{label}{k}") for k in range(pool)]
-    return Fixture(router, chains, leaves)
+    hops = [f"leaf-{label}{k}" for k in range(pool)]
+    leaves = [c.extend_chain(router, hop) for hop in hops]
+    return Fixture(router, chains, leaves, hops)
 
 
 def op_caller(op: str, c: C.Contender, fx: Fixture, tag: str) -> Callable[[int], Any]:
     """fn(i) runs the i-th call of `op` in a slice; `tag` makes new chains new."""
+    # Each creating op has its own hop names: get_or_create_new and extend_chain_new both make
+    # children of the router, and must not hand each other existing chains.
     if op == "get_or_create_new":
-        base = f"{ROUTER}.{tag}"
+        base = f"{ROUTER}.{tag}g"
         return lambda i: c.get_or_create(f"{base}{i}")
     if op == "get_or_create_existing":
         chains, n = fx.existing_chains, len(fx.existing_chains)
         return lambda i: c.get_or_create(chains[i % n])
     if op == "extend_chain_new":
         router = fx.router_id
-        return lambda i: c.extend_chain(router, f"{tag}{i}")
+        return lambda i: c.extend_chain(router, f"{tag}e{i}")
+    if op == "extend_chain_existing":
+        router, hops, n = fx.router_id, fx.leaf_hops, len(fx.leaf_hops)
+        return lambda i: c.extend_chain(router, hops[i % n])
     if op == "prune_for_response":
         leaves, n = fx.leaf_ids, len(fx.leaf_ids)
         return lambda i: c.prune_for_response(leaves[i % n])

@@ -7,7 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from registry.validation import MAX_HOP_BYTES, MAX_HOPS
+
 from . import contenders as C
+from .analysis import QUIET_NOOP_US
 
 SHORT = {"ours": "(a) ours", "plain": "(b) plain", "watch": "(c) WATCH", "floor": "(d) floor"}
 
@@ -20,6 +23,10 @@ def _num(x: float) -> str:
 
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _cmp(t: dict[str, Any]) -> str:
+    return str(t.get("cmp") or ("<=" if t["unit"] in ("B", "") else ">="))
 
 
 def meta_line(meta: dict[str, Any]) -> list[str]:
@@ -52,11 +59,14 @@ def markdown(rep: dict[str, Any]) -> str:
     for t in rep.get("targets", []):
         unit = t["unit"]
         value = f"{t['value']:g}{unit}" if t["bar"] is not None else str(t["value"])
-        bar = "-" if t["bar"] is None else ("<= " if unit in ("B", "") else ">= ") + f"{t['bar']:g}{unit}"
+        bar = "-" if t["bar"] is None else f"{_cmp(t)} {t['bar']:g}{unit}"
         detail = t.get("detail")
         status = t["status"] + (f" {json.dumps(detail, sort_keys=True)}" if detail else "")
         out.append(f"| {t['target']} | {value} | {bar} | {status} |")
     out.append("")
+
+    out += server_markdown(rep)
+    out += embedded_markdown(rep)
 
     for shape, body in rep["shapes"].items():
         out += [f"## {body['label']} ({shape})", ""]
@@ -166,6 +176,169 @@ def markdown(rep: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _us(x: float | None) -> str:
+    return "-" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.1f}")
+
+
+def server_markdown(rep: dict[str, Any]) -> list[str]:
+    """The server-cost sections: per operation, across servers, with size, at the limits, inside."""
+    sc = rep.get("server_cost")
+    if not sc:
+        return []
+    from .server_cost import TARGETS as SERVER_TARGETS
+
+    out = [
+        f"## Server cost per operation (redis-server {rep['meta'].get('redis_server')}, "
+        f"{rep['meta']['server']})",
+        "",
+        "Server µs per call: INFO commandstats `cmdstat_evalsha` usec_per_call over "
+        f"{rep['meta']['config'].get('server_calls')} calls after CONFIG RESETSTAT, median of "
+        f"{rep['meta']['config'].get('server_rounds')} rounds interleaved with a `return 1` script "
+        f"(the no-op: {sc['noop_us']} µs here). The ceiling of one namespace (one slot, one main "
+        "thread) is 1e6 / µs operations per second, whatever the number of clients.",
+    ]
+    if sc["noop_us"] > QUIET_NOOP_US:
+        out += [
+            "",
+            f"The no-op took {sc['noop_us']} µs here, against about 1.1-1.6 µs on a quiet core: the "
+            "machine was loaded, which inflates a short script more than a long one, so these ratios "
+            "read lower (better) than on a quiet machine.",
+        ]
+    out += [
+        "",
+        "| operation | server µs | x no-op | bar | ceiling ops/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for op, r in sc["ops"].items():
+        bar = SERVER_TARGETS.get(op)
+        out.append(
+            f"| {op} | {_us(r['us'])} | {r['ratio']:.2f}x | {'<= ' + format(bar, 'g') + 'x' if bar else '-'} "
+            f"| {r['ceiling_ops_s']:,} |"
+        )
+    out.append("")
+
+    mx = rep.get("server_matrix", {})
+    if mx:
+        labels = list(mx)
+        out += [
+            "### Across servers",
+            "",
+            "Each server its own throwaway process, started one after the other, the same procedure "
+            f"({next((v['calls'] for v in mx.values() if 'calls' in v), '-')} calls x "
+            f"{next((v['rounds'] for v in mx.values() if 'rounds' in v), '-')} rounds); µs (x the "
+            "no-op of the same server and run).",
+            "",
+            "| operation | " + " | ".join(labels) + " |",
+            "|---|" + "---:|" * len(labels),
+            "| no-op `return 1` | "
+            + " | ".join("-" if "missing" in mx[k] else f"{_us(mx[k]['noop_us'])}" for k in labels)
+            + " |",
+        ]
+        for op in sc["ops"]:
+            cells = []
+            for k in labels:
+                r = mx[k].get("ops", {}).get(op)
+                cells.append(f"{_us(r['us'])} ({r['ratio']:.2f}x)" if r else "-")
+            out.append(f"| {op} | " + " | ".join(cells) + " |")
+        out.append("")
+        versions = [f"{k}: {v['version']}" for k, v in mx.items() if "version" in v]
+        missing = [f"{k}: {v['missing']}" for k, v in mx.items() if "missing" in v]
+        out += [f"- {line}" for line in versions]
+        out += [f"- missing, not measured: {line}" for line in missing]
+        out.append("")
+
+    flat = rep.get("server_flat", {}).get("sizes")
+    if flat:
+        sizes = sorted(flat, key=int)
+        out += [
+            "### Flat with size",
+            "",
+            "Server µs per call (median of rounds) in two namespaces of that many live threads, "
+            "measured back to back in each round; growth = median over rounds of large / small, bar 1.3. "
+            "Threads: "
+            + ", ".join(f"{flat[z]['threads_before']:,} to {flat[z]['threads_after']:,}" for z in sizes)
+            + " during the measurement.",
+            "",
+            "| operation | " + " | ".join(f"{int(z):,} threads" for z in sizes) + " | growth |",
+            "|---|" + "---:|" * (len(sizes) + 1),
+        ]
+        for op, growth in rep["server_flat"]["growth"].items():
+            cells = [_us(flat[z]["us"][op]) for z in sizes]
+            out.append(f"| {op} | " + " | ".join(cells) + f" | {growth:.2f}x |")
+        out.append("")
+
+    worst = rep.get("server_worst")
+    if worst:
+        out += [
+            "### Worst case at the input limits",
+            "",
+            f"One call each, {MAX_HOPS} hops of {MAX_HOP_BYTES} bytes (the largest chain the input rules "
+            "allow); server "
+            "µs of that single EVALSHA, bar 1,000 µs (the whole shard waits while it runs).",
+            "",
+            "| call | server µs |",
+            "|---|---:|",
+            *(f"| {case} | {us:,.0f} |" for case, us in worst.items()),
+            "",
+        ]
+
+    prof = rep.get("server_profile")
+    if prof:
+        out += [
+            "### Where the server µs go",
+            "",
+            "Commands the scripts ran with redis.call (counted by commandstats as their own commands; "
+            "EVALSHA's µs include them), per operation: calls x µs each. 'Lua' is the rest of EVALSHA's "
+            "µs: the interpreter's own work (strings, sha1hex, argument checks, the call bridge, the reply). "
+            "`python -m benchmarks profile` prints the same.",
+            "",
+            "| operation | EVALSHA µs | redis.call per op | their µs | Lua µs | commands (calls x µs) |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for op, r in prof.items():
+            cmds = ", ".join(
+                f"{cmd} {c['per_op']:g} x {c['usec_per_call']:.1f}"
+                for cmd, c in r["inner"].items()
+                if c["per_op"] >= 0.01
+            )
+            out.append(
+                f"| {op} | {_us(r['evalsha_us'])} | {r['redis_calls_per_op']:g} | {_us(r['inner_us'])} | "
+                f"{_us(r['lua_rest_us'])} | {cmds or '-'} |"
+            )
+        out.append("")
+    return out
+
+
+def embedded_markdown(rep: dict[str, Any]) -> list[str]:
+    emb = rep.get("embedded")
+    if not emb:
+        return []
+    v = emb.get("versions", {})
+    out = [
+        "## Embedded default backend (no Redis given)",
+        "",
+        f"This library on `{emb['backend']}` (fakeredis {v.get('fakeredis')}, lupa {v.get('lupa')}; "
+        "what `registry.default.embedded_client()` returns), beside the same on plain fakeredis (not "
+        "adapted) and a dict under a lock (the seed's in-process design, no TTL). 1 client, in this "
+        "process, interleaved rounds. ops/s (p50 / p99 µs).",
+        "",
+        "| operation | embedded | plain fakeredis | embedded / plain | dict under a lock | dict / embedded |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for op, row in emb["ops"].items():
+        e, p, d = row.get("embedded"), row.get("plain"), row.get("dict")
+        cell = [
+            f"{_num(r['ops_s'])} ({_num(r['p50_us'])} / {_num(r['p99_us'])})" if r else "-" for r in (e, p, d)
+        ]
+        rate = {name: (r["ops_s"] if r else 0) for name, r in (("e", e), ("p", p), ("d", d))}
+        out.append(
+            f"| {op} | {cell[0]} | {cell[1]} | {_ratio(rate['e'], rate['p'])} | {cell[2]} "
+            f"| {_ratio(rate['d'], rate['e'])} |"
+        )
+    out.append("")
+    return out
+
+
 def chart(rep: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -173,7 +346,7 @@ def chart(rep: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colors = {"ours": "#1f77b4", "plain": "#ff7f0e", "watch": "#2ca02c", "floor": "#7f7f7f"}
-    fig, axes = plt.subplots(3, 2, figsize=(15, 14))
+    fig, axes = plt.subplots(4, 2, figsize=(15, 18))
     meta = rep["meta"]
     fig.suptitle(
         f"Thread registry benchmarks, {meta['date']} ({meta['mode']}): "
@@ -223,7 +396,9 @@ def chart(rep: dict[str, Any], path: Path) -> None:
         xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(sizes))]
         bars = ax.bar(xs, vals, width, label=SHORT[n], color=colors[n])
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.axhline(200, color="red", linestyle="--", linewidth=1, label="target 200 B")
+    from .analysis import MEMORY_BAR
+
+    ax.axhline(MEMORY_BAR, color="red", linestyle="--", linewidth=1, label=f"target {MEMORY_BAR:g} B")
     ax.set_xticks(range(len(sizes)), [f"{int(s):,} threads" for s in sizes], fontsize=8)
     ax.set_ylabel("bytes per live thread")
     ax.set_title("memory, TTL on", fontsize=10)
@@ -244,6 +419,49 @@ def chart(rep: dict[str, Any], path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
 
+    ax = axes.flat[6]
+    columns = {"this run": rep.get("server_cost", {})}
+    columns.update({k: v for k, v in rep.get("server_matrix", {}).items() if "ops" in v})
+    ops = list(rep.get("server_cost", {}).get("ops", {}))
+    if ops:
+        from .server_cost import TARGETS as SERVER_TARGETS
+
+        width = 0.8 / len(columns)
+        cmap = plt.get_cmap("tab10")
+        for k, (label, body) in enumerate(columns.items()):
+            vals = [body["ops"].get(op, {}).get("ratio", 0) for op in ops]
+            xs = [i + (k - (len(columns) - 1) / 2) * width for i in range(len(ops))]
+            ax.bar(xs, vals, width, label=label, color=cmap(k))
+        ax.scatter(
+            range(len(ops)),
+            [SERVER_TARGETS.get(op, 0) for op in ops],
+            marker="_",
+            s=400,
+            color="black",
+            label="bar",
+            zorder=3,
+        )
+        ax.set_xticks(range(len(ops)), [op.replace("_", "_\n", 1) for op in ops], fontsize=8)
+        ax.legend(fontsize=7)
+    ax.set_ylabel("server µs, x the no-op script")
+    ax.set_title("server cost per operation (commandstats), lower is better", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+
+    ax = axes.flat[7]
+    emb = rep.get("embedded", {}).get("ops", {})
+    ops = list(emb)
+    for k, (n, color) in enumerate((("embedded", "#1f77b4"), ("dict", "#7f7f7f"))):
+        vals = [emb[op].get(n, {}).get("ops_s", 0) for op in ops]
+        xs = [i + (k - 0.5) * 0.4 for i in range(len(ops))]
+        ax.bar(xs, vals, 0.4, label=n, color=color)
+    if ops:
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(ops)), [op.replace("_", "_\n", 1) for op in ops], fontsize=8)
+        ax.legend(fontsize=7)
+    ax.set_ylabel("ops/s (log)")
+    ax.set_title("embedded default backend vs a dict under a lock, 1 client", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -253,7 +471,7 @@ def console(rep: dict[str, Any]) -> str:
     """The short summary printed at the end: targets with PASS/MISS."""
     lines = ["", "Targets:"]
     for t in rep.get("targets", []):
-        bar = "" if t["bar"] is None else f" (bar {t['bar']:g}{t['unit']})"
+        bar = "" if t["bar"] is None else f" (bar {_cmp(t)} {t['bar']:g}{t['unit']})"
         lines.append(f"  {t['status']:4}  {t['target']}: {t['value']:g}{t['unit']}{bar}")
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import analysis, batches, loads, memory, profiling, report
+from . import analysis, batches, embedded, flatness, loads, matrix, memory, profiling, report, server_cost
 from . import contenders as C
 from .env import machine_info, make_client, redis_url
 
@@ -26,12 +26,20 @@ class Config:
     memory_sizes: tuple[int, ...]
     batch_sizes: tuple[int, ...]
     profile_calls: int
+    server_calls: int  # calls per (operation, round) of the server-cost tables
+    server_rounds: int
+    flat_sizes: tuple[int, ...]  # namespace sizes (threads) of the flat-with-size check
+    embedded_pool: int  # fixture size on the embedded backend (slow to fill)
 
 
 MODES = {
-    "quick": Config("quick", 5, 0.15, 10**9, 8, 300, (10_000, 100_000), (1, 10, 100), 2000),
-    "full": Config("full", 12, 0.4, 10**9, 8, 1000, (10_000, 100_000), (1, 10, 100), 5000),
-    "smoke": Config("smoke", 1, 0.02, 15, 2, 8, (200, 1000), (1, 10, 100), 30),
+    "quick": Config(
+        "quick", 5, 0.15, 10**9, 8, 300, (10_000, 100_000), (1, 10, 100), 2000, 300, 5, (1000, 200_000), 100
+    ),
+    "full": Config(
+        "full", 10, 0.3, 10**9, 8, 1000, (10_000, 100_000), (1, 10, 100), 5000, 1000, 9, (1000, 200_000), 300
+    ),
+    "smoke": Config("smoke", 1, 0.02, 15, 2, 8, (200, 1000), (1, 10, 100), 30, 20, 2, (200, 1000), 8),
 }
 
 SHAPES = {
@@ -77,6 +85,29 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
             },
             "shapes": {},
         }
+
+        def factory() -> Any:
+            return make_client(server_url)
+
+        calls, rounds = cfg.server_calls, cfg.server_rounds
+        log(f"server cost: {calls} calls x {rounds} rounds per operation, beside the no-op")
+        rep["server_cost"] = server_cost.server_cost(
+            factory, calls=calls, rounds=rounds, namespace=f"server-cost-{run_id}"
+        )
+        log(f"server cost flat with size: {', '.join(map(str, cfg.flat_sizes))} threads")
+        rep["server_flat"] = flatness.flat_with_size(
+            factory, run_id, cfg.flat_sizes, calls=min(calls, 500), rounds=max(2, rounds // 2)
+        )
+        log("server cost at the input limits")
+        rep["server_worst"] = server_cost.worst_case(factory)
+        log("server cost inner commands (per operation)")
+        rep["server_profile"] = profiling.server_breakdown(client, run_id, server_cost.OPS, calls)
+        log("server matrix: " + ", ".join(label for label, _, _ in matrix.MATRIX))
+        rep["server_matrix"] = matrix.run_matrix(run_id, min(calls, 500), rounds)
+        log("embedded default backend beside a dict registry")
+        rep["embedded"] = embedded.run_embedded(
+            run_id, server_cost.OPS, max(1, cfg.rounds // 2), cfg.slice_s, cfg.max_ops, cfg.embedded_pool
+        )
 
         log(f"memory: {', '.join(map(str, cfg.memory_sizes))} threads")
         rep["memory"] = memory.measure(client, run_id, cfg.memory_sizes)

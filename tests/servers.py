@@ -38,6 +38,7 @@ class RedisServer:
     port: int | None = None
     unix_socket: bool = False
     extra_args: list[str] = field(default_factory=list)
+    binary: str = REDIS_SERVER  # the benchmark's server matrix starts other builds
     workdir: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(init=False, default=None)
 
@@ -47,7 +48,7 @@ class RedisServer:
         if self.port is None:
             self.port = 0 if self.unix_socket else free_port()
         args = [
-            REDIS_SERVER,
+            self.binary,
             "--port",
             str(self.port),
             "--bind",

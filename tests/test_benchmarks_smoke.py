@@ -13,7 +13,9 @@ import pytest
 from benchmarks.__main__ import main
 from benchmarks.contenders import NAMES
 from benchmarks.loads import OPS
+from benchmarks.matrix import MATRIX
 from benchmarks.runner import MODES, run
+from benchmarks.server_cost import OPS as SERVER_OPS
 from tests.servers import RedisServer
 
 
@@ -46,6 +48,37 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
         for row in data["batches"]["ops"].values():
             assert {"sync/single", "sync/100", "async/single", "async/100"} <= set(row)
 
+    sc = data["server_cost"]
+    assert sc["noop_us"] > 0
+    assert set(sc["ops"]) == set(SERVER_OPS)
+    for row in sc["ops"].values():
+        assert row["us"] > 0 and row["ratio"] > 0 and row["ceiling_ops_s"] > 0
+    matrix = data["server_matrix"]
+    assert set(matrix) == {label for label, _, _ in MATRIX}
+    assert "ops" in matrix["Redis 7.0"]  # the redis-server these tests run on
+    for body in matrix.values():  # a build that is not unpacked says so instead
+        assert "missing" in body or set(body["ops"]) == set(SERVER_OPS), body
+    flat = data["server_flat"]["sizes"]
+    assert set(flat) == {str(n) for n in MODES["smoke"].flat_sizes}
+    assert all(us > 0 for row in flat.values() for us in row["us"].values())
+    assert set(data["server_flat"]["growth"]) == {*SERVER_OPS, "noop"}
+    assert data["server_worst"] and all(us > 0 for us in data["server_worst"].values())
+    prof = data["server_profile"]
+    assert set(prof) == {*SERVER_OPS, "noop"}
+    assert prof["lookup"]["redis_calls_per_op"] >= 1 and prof["lookup"]["evalsha_us"] > 0
+    assert prof["noop"]["redis_calls_per_op"] == 0
+    emb = data["embedded"]["ops"]
+    assert set(emb) == set(SERVER_OPS)
+    for row in emb.values():
+        assert set(row) == {"embedded", "plain", "dict"} and all(c["ops_s"] > 0 for c in row.values())
+
+    names = {t["target"] for t in data["targets"]}
+    for op in SERVER_OPS:
+        assert f"server: {op} x the no-op script" in names
+    assert {"embedded: extend_chain_new ops/s", "embedded: lookup ops/s"} <= names
+    assert sum(n.endswith(" at the input limits") for n in names) == len(data["server_worst"])
+    assert any(" threads vs " in n for n in names)
+
     statuses = {t["status"] for t in data["targets"]}
     assert statuses <= {"PASS", "MISS", "INFO"}
     assert {t["target"] for t in data["targets"]} >= {"extend_chain_new vs (b), 1 client"}
@@ -54,6 +87,25 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
 
     md = (tmp_path / "latest.md").read_text(encoding="utf-8")
     assert "## Targets" in md and "redis-server" in md and "(a) ours" in md
+    for section in (
+        "## Server cost per operation",
+        "### Across servers",
+        "### Flat with size",
+        "### Worst case at the input limits",
+        "### Where the server µs go",
+        "## Embedded default backend",
+    ):
+        assert section in md, section
+
+
+def test_profile_shows_commands_per_operation(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["profile", "extend_chain_new", "--calls", "5", "--url", redis_server.url]) == 0
+    out = capsys.readouterr().out
+    assert "extend_chain_new:" in out and "per call on the server" in out
+    assert "hset" in out  # a write's script writes: its own command line
+    assert "noop:" in out and "pyinstrument" in out
 
 
 def test_cli_starts_its_own_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

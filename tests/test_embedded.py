@@ -255,16 +255,6 @@ def test_pipelines_answer_alike() -> None:
     assert snapshot(fast) == snapshot(plain)
 
 
-def test_the_embedded_benchmark_reports_every_operation() -> None:
-    """benchmarks/embedded.py's API (imported by the benchmark's report): the figures'
-    names and that each is a rate; their size is the benchmark's business."""
-    from benchmarks.embedded import OPS, measure_embedded
-
-    got = measure_embedded(0.03, plain=True)
-    assert set(got) == {f"{prefix}{op}" for prefix in ("", "dict_", "plain_") for op in OPS}
-    assert all(value > 0 for value in got.values())
-
-
 def test_the_direct_connection_is_not_the_pools() -> None:
     """With max_connections=1 the pool's one connection stays free for the transport's
     pipelines (a removal) after direct calls made their own."""
