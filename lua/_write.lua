@@ -174,7 +174,7 @@ function F.fill_ds(chain, ends, ds, lo, hi)
   local n = F.nhops(ends)
   for k = lo, hi do
     if not ds[k] then
-      if k ~= n then F.complete(chain, ends) end
+      if not ends[k] then F.complete(chain, ends) end
       ds[k] = F.derive(k == n and chain or string.sub(chain, 1, ends[k]))
     end
   end

@@ -34,17 +34,19 @@ if not chain and ARGV[5] == '1' then
 end
 local reply = {false, false}
 if chain then
-  local ends = F.split(chain)
-  local n = #ends
-  if n == 1 then
+  local parent = string.match(chain, '^(.*)\31')  -- greedy: up to the last separator
+  if not parent then
     F.remove(ARGV[4])
   else
-    local parent = string.sub(chain, 1, ends[n - 1])
-    local target = F.hop_of(chain, ends, n - 1)
+    -- Only the shorter chain and its parent are looked at (not a split of the chain;
+    -- a walk further up completes the rest, F.complete).
+    local grand = string.match(parent, '^(.*)\31')
+    local target = string.sub(parent, grand and #grand + 2 or 1)
+    local m = select(2, string.gsub(parent, '\31', '')) + 1
+    local ends, ds = {n = m, [m] = #parent}, {}
     F.ensure_salt()
-    ends[n] = nil
-    local ds = {}
-    F.fill_ds(parent, ends, ds, n > 2 and n - 2 or 1, n - 1)
+    ds[m] = F.derive(parent)
+    if grand then ends[m - 1], ds[m - 1] = #grand, F.derive(grand) end
     reply = {target, F.get_or_create(parent, ends, ds, false)}
     -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
     if ARGV[6] == '1' then F.remove(ARGV[4]) end

@@ -44,8 +44,9 @@ if bound and bound ~= chain then
     .. ', not ' .. F.render(chain))
 end
 F.ensure_salt()
-local ends = F.split(chain)
-local n = #ends
+-- The chain's last two prefixes are all a bind needs (a walk further up completes them).
+local n = select(2, string.gsub(chain, '\31', '')) + 1
+local ends = {n = n, [n] = #chain, [n - 1] = #chain - #ARGV[6] - 1}
 local ds = {}
 F.fill_ds(chain, ends, ds, n - 1, n)
 -- The chain's id if it has one (tid itself when bound to it), else tid, bound now.

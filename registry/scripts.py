@@ -6,7 +6,8 @@ is pasted once per script: a file that an earlier include already brought in is 
 pasted again. A missing file, the same include twice in one file, or a circle of
 includes is a ScriptLoadError when the script is first assembled. Scripts are run with
 EVALSHA and loaded with SCRIPT LOAD only when the server answers NOSCRIPT (first use,
-restart, flush, failover).
+restart, flush, failover). Comment-only lines of included files are left out of the
+assembled source: fakeredis compiles the whole source on every call.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 _INCLUDE = re.compile(r"^-- @include (\S+)[ \t]*$", re.MULTILINE)
+_COMMENT_LINE = re.compile(r"^[ \t]*--(?! @include ).*\n", re.MULTILINE)
 _NAME = re.compile(r"\w+")
 
 
@@ -52,6 +54,8 @@ def assemble(name: str, lua_dir: Path) -> str:
             raise ScriptLoadError(f"script {current!r} not found in {lua_dir} (included by {via})")
         done.add(current)
         text = path.read_text(encoding="utf-8")
+        if stack:  # an included file: its comments are for readers of lua/
+            text = _COMMENT_LINE.sub("", text)
         seen: set[str] = set()
         for m in _INCLUDE.finditer(text):
             if m.group(1) in seen:

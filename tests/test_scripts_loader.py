@@ -81,3 +81,15 @@ def test_shipped_scripts_assemble_without_includes_left(name: str) -> None:
     src = script(name).source
     assert "-- @include" not in src
     assert not src.startswith("#!")  # fakeredis cannot load a shebang line
+
+
+def test_comment_lines_of_included_files_are_left_out(tmp_path: Path) -> None:
+    d = _lua(
+        tmp_path,
+        op="-- the script's own comments stay\n-- @include _a\nreturn a() -- trailing stays\n",
+        _a="-- helper comment\n  -- indented comment\nlocal function a() return 1 end -- kept\n",
+    )
+    src = assemble("op", d)
+    assert "helper comment" not in src and "indented comment" not in src
+    assert "local function a() return 1 end -- kept" in src
+    assert "the script's own comments stay" in src and "-- trailing stays" in src
