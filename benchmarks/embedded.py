@@ -46,7 +46,7 @@ def run_embedded(
     """{"backend", "versions", "ops": {op: {contender: summary}}}."""
     import fakeredis
 
-    from registry.default import embedded_client
+    from registry.embedded import embedded_client
 
     client = embedded_client()
     reg = ThreadRegistry(client, namespace=f"emb-{tag}", ttl=C.TTL_S)

@@ -33,6 +33,38 @@ def measure(url: str, workers: int, requests: int, routing: str, window: int) ->
     return summary
 
 
+def run_rows(
+    url: str, counts: list[int], requests: int, rounds: int, window: int, say: Any = None
+) -> list[dict[str, Any]]:
+    """Each worker count with and without the registry, alternating, `rounds` times: one
+    row per (workers, routing) with the medians."""
+    raw: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for round_no in range(rounds):
+        for workers in counts:
+            for routing in ("registry", "chain") if round_no % 2 == 0 else ("chain", "registry"):
+                s = measure(url, workers, requests, routing, window)
+                raw.setdefault((workers, routing), []).append(s)
+                line = (
+                    f"round {round_no + 1} workers={workers} {routing}: {s['msgs_per_s']:,.0f} msgs/s "
+                    f"p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms"
+                )
+                (say or (lambda m: print(m, file=sys.stderr)))(line)
+    rows = []
+    for (workers, routing), runs in sorted(raw.items(), key=lambda kv: (kv[0][0], kv[0][1] != "registry")):
+        rows.append(
+            {
+                "workers": workers,
+                "routing": routing,
+                "msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs),
+                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                "ops_per_request": statistics.median(r["registry_ops"] / r["requests"] for r in runs),
+                "runs": runs,
+            }
+        )
+    return rows
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| workers | routing | msgs/s | p50 ms | p99 ms | registry ops / request | msgs/s vs baseline |",
@@ -62,31 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     counts = [int(w) for w in args.workers.split(",")]
-    raw: dict[tuple[int, str], list[dict[str, Any]]] = {}
     with redis_url(args.url) as (url, _owned):
-        for round_no in range(args.rounds):
-            for workers in counts:
-                for routing in ("registry", "chain") if round_no % 2 == 0 else ("chain", "registry"):
-                    s = measure(url, workers, args.requests, routing, args.window)
-                    raw.setdefault((workers, routing), []).append(s)
-                    print(
-                        f"round {round_no + 1} workers={workers} {routing}: {s['msgs_per_s']:,.0f} msgs/s "
-                        f"p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms",
-                        file=sys.stderr,
-                    )
-    rows = []
-    for (workers, routing), runs in sorted(raw.items(), key=lambda kv: (kv[0][0], kv[0][1] != "registry")):
-        rows.append(
-            {
-                "workers": workers,
-                "routing": routing,
-                "msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs),
-                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                "ops_per_request": statistics.median(r["registry_ops"] / r["requests"] for r in runs),
-                "runs": runs,
-            }
-        )
+        rows = run_rows(url, counts, args.requests, args.rounds, args.window)
     print(
         f"Pipeline, {args.requests} requests per run, window {args.window}, median of {args.rounds} rounds "
         "(msgs/s: stream messages handled per second, end to end):\n"

@@ -67,6 +67,7 @@ def markdown(rep: dict[str, Any]) -> str:
 
     out += server_markdown(rep)
     out += embedded_markdown(rep)
+    out += pipeline_markdown(rep)
 
     for shape, body in rep["shapes"].items():
         out += [f"## {body['label']} ({shape})", ""]
@@ -307,6 +308,25 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
             )
         out.append("")
     return out
+
+
+def pipeline_markdown(rep: dict[str, Any]) -> list[str]:
+    pl = rep.get("pipeline")
+    if not pl:
+        return []
+    from .pipeline import table
+
+    return [
+        "## The reference pipeline, end to end",
+        "",
+        f"`thread-registry pipeline` (Redis Streams, {pl['requests']} requests per run, {pl['window']} in "
+        f"flight, median of {pl['rounds']} rounds), against the same bus with the registry taken out "
+        "(each message carries its whole chain), alternating in the same run. msgs/s: stream messages "
+        "handled per second; p50/p99: request to answer.",
+        "",
+        table(pl["rows"]),
+        "",
+    ]
 
 
 def embedded_markdown(rep: dict[str, Any]) -> list[str]:

@@ -10,7 +10,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import analysis, batches, embedded, flatness, loads, matrix, memory, profiling, report, server_cost
+from . import (
+    analysis,
+    batches,
+    embedded,
+    flatness,
+    loads,
+    matrix,
+    memory,
+    pipeline,
+    profiling,
+    report,
+    server_cost,
+)
 from . import contenders as C
 from .env import machine_info, make_client, redis_url
 
@@ -30,16 +42,45 @@ class Config:
     server_rounds: int
     flat_sizes: tuple[int, ...]  # namespace sizes (threads) of the flat-with-size check
     embedded_pool: int  # fixture size on the embedded backend (slow to fill)
+    pipeline: tuple[tuple[int, ...], int, int]  # worker counts, requests per run, rounds
 
 
 MODES = {
     "quick": Config(
-        "quick", 5, 0.15, 10**9, 8, 300, (10_000, 100_000), (1, 10, 100), 2000, 300, 5, (1000, 200_000), 100
+        "quick",
+        5,
+        0.15,
+        10**9,
+        8,
+        300,
+        (10_000, 100_000),
+        (1, 10, 100),
+        2000,
+        300,
+        5,
+        (1000, 200_000),
+        100,
+        ((1, 2, 4), 600, 1),
     ),
     "full": Config(
-        "full", 10, 0.3, 10**9, 8, 1000, (10_000, 100_000), (1, 10, 100), 5000, 1000, 9, (1000, 200_000), 300
+        "full",
+        10,
+        0.3,
+        10**9,
+        8,
+        1000,
+        (10_000, 100_000),
+        (1, 10, 100),
+        5000,
+        1000,
+        9,
+        (1000, 200_000),
+        300,
+        ((1, 2, 4), 2000, 3),
     ),
-    "smoke": Config("smoke", 1, 0.02, 15, 2, 8, (200, 1000), (1, 10, 100), 30, 20, 2, (200, 1000), 8),
+    "smoke": Config(
+        "smoke", 1, 0.02, 15, 2, 8, (200, 1000), (1, 10, 100), 30, 20, 2, (200, 1000), 8, ((1,), 40, 1)
+    ),
 }
 
 SHAPES = {
@@ -171,6 +212,18 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
         missed_ops = sorted({t["op"] for t in rep["targets"] if t["status"] == "MISS" and t.get("op")})
         rep["profile"]["cprofile"] = {
             op: profiling.cprofile(client, f"{run_id}-{op}", op, cfg.profile_calls) for op in missed_ops
+        }
+
+        counts, requests, rounds = cfg.pipeline
+        log(f"pipeline: {', '.join(map(str, counts))} workers, {requests} requests, beside no registry")
+        rep["pipeline"] = {
+            "requests": requests,
+            "rounds": rounds,
+            "window": 200,
+            "rows": [
+                {k: v for k, v in row.items() if k != "runs"}
+                for row in pipeline.run_rows(server_url, list(counts), requests, rounds, 200, log)
+            ],
         }
 
         if not owned:

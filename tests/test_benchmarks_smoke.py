@@ -36,6 +36,11 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
                 assert cell["ops_s"] > 0
                 assert cell["p50_us"] <= cell["p99_us"]
 
+    rows = {(row["workers"], row["routing"]): row for row in data["pipeline"]["rows"]}
+    assert set(rows) == {(1, "registry"), (1, "chain")}  # the pipeline beside the bus without a registry
+    assert all(row["msgs_per_s"] > 0 and row["p50_ms"] <= row["p99_ms"] for row in rows.values())
+    assert "## The reference pipeline, end to end" in (tmp_path / "latest.md").read_text(encoding="utf-8")
+
     cont = data["shapes"]["same"]["contention"]
     assert cont["ours"]["anomalous_chains"] == 0  # correctness, not timing: must hold in any mode
     assert sum(cont["ours"]["clients_handed_different_ids"].values()) == 0
