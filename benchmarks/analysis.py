@@ -16,7 +16,7 @@ from .server_cost import TARGETS as SERVER_TARGETS  # ratio to the no-op script,
 WORST_CASE_US = 1000.0  # server µs of any one call the input rules allow
 EMBEDDED_TARGETS = {"extend_chain_new": 5000.0, "lookup": 20000.0}  # ops/s, 1 client
 BATCH_TARGETS = {"lookup": 10.0}  # batch of 100 vs single calls; writes: 6x
-# The no-op script's server µs on an idle core of this kind of machine (issue 10's probes);
+# The no-op script's server µs on an idle core of this kind of machine (probes on an idle machine);
 # above it the machine was loaded, which slows the no-op more than longer scripts.
 QUIET_NOOP_US = 2.5
 MEMORY_BAR = 156.0  # bytes per live thread at 100,000 threads (about today's 155)
