@@ -7,7 +7,7 @@ library's keys and argument shapes) is measured the same way, and the rounds int
 every operation, so machine noise falls on all alike. The median of the rounds is kept.
 
 Also: the cost at 1,000 and at 200,000 threads (it must be flat), one call at the input
-limits (256 hops of 256 bytes: the worst case), and bytes per live thread.
+limits (32 hops in 2,048 bytes, the long hops first: the worst case), and bytes per live thread.
 
     python -m benchmarks.server_cost [--url URL] [--calls N] [--rounds N] [--quick]
 """
@@ -25,7 +25,7 @@ import redis
 
 from registry import ThreadRegistry
 from registry.keys import namespace_keys
-from registry.validation import MAX_HOP_BYTES, MAX_HOPS
+from registry.validation import MAX_CHAIN_BYTES, MAX_HOP_BYTES, MAX_HOPS
 
 NOOP = "return 1"
 TTL_S = 86400
@@ -196,41 +196,69 @@ def _one(client: redis.Redis, fn: Callable[[], Any]) -> float:
     return usec
 
 
+def limit_chain(hops: int = MAX_HOPS, size: int = MAX_CHAIN_BYTES) -> list[str]:
+    """The chain at the input limits that costs a walk over its ancestors the most.
+
+    `hops` hops in `size` bytes (separators included), the long hops first: every prefix
+    is then as long as the rules let it be, and a walk's work grows with the sum of the
+    prefixes' lengths.
+    """
+    extra = size - (hops - 1) - hops  # bytes beyond one per hop
+    out = []
+    for i in range(hops):
+        n = 1 + min(MAX_HOP_BYTES - 1, extra)
+        extra -= n - 1
+        out.append(chr(ord("a") + i % 26) * n)
+    return out
+
+
 def worst_case(
-    client_factory: Callable[[], redis.Redis], hops: int = MAX_HOPS, hop_bytes: int = MAX_HOP_BYTES
+    client_factory: Callable[[], redis.Redis],
+    hops: int = MAX_HOPS,
+    size: int = MAX_CHAIN_BYTES,
+    repeats: int = 3,
 ) -> dict[str, float]:
-    """Server µs of one call at the input limits (by default): `hops` hops of `hop_bytes` bytes."""
+    """Server µs of one call at the input limits: `hops` hops in `size` bytes (limit_chain).
+
+    Each case runs `repeats` times, in fresh namespaces; the median is reported (one
+    call's µs is one sample of a noisy machine).
+    """
+    runs = [_worst_case_once(client_factory, limit_chain(hops, size), r) for r in range(repeats)]
+    return {k: round(statistics.median(run[k] for run in runs), 1) for k in runs[0]}
+
+
+def _worst_case_once(
+    client_factory: Callable[[], redis.Redis], chain: list[str], run: int
+) -> dict[str, float]:
     client = client_factory()
     out: dict[str, float] = {}
-    short = ThreadRegistry(client, namespace="server-cost-worst", ttl=60)
-    reg = ThreadRegistry(client, namespace="server-cost-worst", ttl=TTL_S)
+    short = ThreadRegistry(client, namespace=f"server-cost-worst-{run}", ttl=60)
+    reg = ThreadRegistry(client, namespace=f"server-cost-worst-{run}", ttl=TTL_S)
     try:
         reg.lookup(_ID)  # loads the scripts, so no SCRIPT LOAD falls in a measured call
-        hop = "h" * (hop_bytes - 4)
-        chain = [f"{hop}{i:04d}" for i in range(hops)]
         out["get_or_create_new"] = _one(client, lambda: reg.get_or_create(chain))
         out["get_or_create_existing"] = _one(client, lambda: reg.get_or_create(chain))
         leaf = reg.get_or_create(chain)
         out["lookup"] = _one(client, lambda: reg.lookup(leaf))
         out["prune_for_response"] = _one(client, lambda: reg.prune_for_response(leaf))
         parent = reg.get_or_create(chain[:-1])
-        other = [*chain[:-1], "x" * hop_bytes]
-        out["extend_chain_new"] = _one(client, lambda: reg.extend_chain(parent, other[-1]))
+        last = "#" * len(chain[-1])  # another last hop of the same length: a new chain
+        out["extend_chain_new"] = _one(client, lambda: reg.extend_chain(parent, last))
         # Every prefix a mapping, all due soon (ttl 60 s), then a touch with a day's ttl:
         # the walk up rewrites every ancestor.
-        stale = ["q" * hop_bytes, *chain[1:]]
+        stale = ["q" * len(chain[0]), *chain[1:]]
         tid = short.get_or_create(stale[:1])
         for h in stale[1:]:
             tid = short.extend_chain(tid, h)
         out["touch_every_ancestor"] = _one(client, lambda: reg.get_or_create(stale))
-        tid = short.get_or_create(["p" * hop_bytes])
+        tid = short.get_or_create(["p" * len(chain[0])])
         for h in chain[1:-1]:
             tid = short.extend_chain(tid, h)
         out["extend_chain_every_ancestor"] = _one(client, lambda: reg.extend_chain(tid, chain[-1]))
     finally:
         reg.clear()
         client.close()
-    return {k: round(v, 1) for k, v in out.items()}
+    return out
 
 
 def memory_per_thread(client_factory: Callable[[], redis.Redis], threads: int = 100_000) -> float:

@@ -64,11 +64,29 @@ function F.hop_of(chain, ends, k)
   return string.sub(chain, (ends[k - 1] or -1) + 2, ends[k])
 end
 
+-- The limits of a chain (registry/validation.py has the same): at most MAX_HOPS hops and
+-- MAX_CHAIN_BYTES bytes, separators included. A write touches the chain's ancestors,
+-- and each costs work that grows with its length: these keep one call short while
+-- every other namespace of the shard waits for it.
+F.MAX_HOPS, F.MAX_CHAIN_BYTES = 32, 2048
+
 -- Whether a chain has more than `limit` hops; counts only when it could.
 function F.deeper_than(chain, limit)
   if #chain < 2 * limit + 1 then return false end
   local _, seps = string.gsub(chain, '\31', '\31')
   return seps + 1 > limit
+end
+
+-- An error when a chain that `what` would make breaks a chain limit, else nil.
+function F.over_limits(chain, what)
+  if #chain > F.MAX_CHAIN_BYTES then
+    return 'BADCHAIN ' .. what .. ' would make a chain of ' .. #chain .. ' bytes; at most '
+      .. F.MAX_CHAIN_BYTES .. ' are allowed'
+  end
+  if F.deeper_than(chain, F.MAX_HOPS) then
+    return 'BADCHAIN ' .. what .. ' would make more than ' .. F.MAX_HOPS .. ' hops'
+  end
+  return nil
 end
 
 -- ---------------------------------------------------------------- input rules
@@ -78,6 +96,7 @@ function F.check_hop(hop, where)
   if n < 1 or n > 256 then
     return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
   end
+  if not string.find(hop, '[^\32-\126]') then return nil end  -- printable ASCII: one scan
   if string.find(hop, '[\128-\255]') and not F.valid_utf8(hop) then
     return 'BADHOP ' .. where .. ' is not valid UTF-8'
   end
@@ -89,22 +108,28 @@ end
 
 -- Validates a whole encoded chain; returns an error string or nil, and its ends. The
 -- usual (valid) chain is checked with a few scans of the whole string; only a chain
--- that fails one is checked hop by hop, for a message that names the hop.
-function F.check_chain(chain)
+-- that fails one is checked hop by hop, for a message that names the hop. With
+-- `limits`, the chain limits too (a chain stored before they were tightened is checked
+-- without them: check() must not call it malformed).
+function F.check_chain(chain, limits)
+  if limits and #chain > F.MAX_CHAIN_BYTES then
+    return 'BADCHAIN chain is ' .. #chain .. ' bytes; at most ' .. F.MAX_CHAIN_BYTES .. ' are allowed'
+  end
   local ends = F.split(chain)
   local n = #ends
-  if n > 256 then
-    return 'BADCHAIN chain has ' .. n .. ' hops; at most 256 are allowed'
+  if limits and n > F.MAX_HOPS then
+    return 'BADCHAIN chain has ' .. n .. ' hops; at most ' .. F.MAX_HOPS .. ' are allowed'
   end
   local longest, from = 0, 0
   for k = 1, n do
     if ends[k] - from > longest then longest = ends[k] - from end
     from = ends[k] + 1
   end
+  -- (Printable ASCII and separators, the usual chain, is known after one scan.)
   local ok = #chain > 0 and longest <= 256 and not string.find(chain, '\31\31', 1, true)
     and string.byte(chain, 1) ~= 31 and string.byte(chain, -1) ~= 31
-    and not string.find(chain, '[%z\1-\30\127]') and not string.find(chain, '\194[\128-\159]')
-    and (not string.find(chain, '[\128-\255]') or F.valid_utf8(chain))
+    and (not string.find(chain, '[^\31-\126]') or not string.find(chain, '[%z\1-\30\127]')
+      and not string.find(chain, '\194[\128-\159]') and F.valid_utf8(chain))
   if ok then return nil, ends end
   for k = 1, n do
     local err = F.check_hop(F.hop_of(chain, ends, k), 'hop ' .. k)
@@ -150,7 +175,10 @@ end
 -- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
 -- however long the chain; prefix ids are computed only for the prefixes a walk reads).
 function F.derive(chain)
-  local hex = F.digest(W.SALT .. '\0' .. chain)  -- (subs cost less than one gsub here)
+  return F.as_uuid(F.digest(W.SALT .. '\0' .. chain))
+end
+
+function F.as_uuid(hex)  -- (subs cost less than one gsub here)
   return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
     .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
 end
@@ -169,13 +197,43 @@ function F.complete(chain, ends)
   end
 end
 
+-- The chain's prefix of k hops (ends[k] known), made once per call: a walk over a deep
+-- chain would otherwise copy every prefix several times (hashing, comparing, writing),
+-- and making strings is most of what such a walk costs.
+function F.prefix(chain, ends, k)
+  local pre = ends.pre
+  if not pre then
+    pre = {}
+    ends.pre = pre
+  end
+  local p = pre[k]
+  if not p then
+    p = ends[k] == #chain and chain or string.sub(chain, 1, ends[k])
+    pre[k] = p
+  end
+  return p
+end
+
+-- Whether a stored value (6-byte deadline .. body) holds exactly the prefix p: compared
+-- in place (a plain find anchored by the lengths), without copying the body out.
+function F.holds(v, p)
+  return #v == #p + 6 and string.find(v, p, 7, true) == 7
+end
+
 -- Fills ds[lo..hi] (the derived ids of the chain's prefixes of lo..hi hops) where missing.
+-- What is hashed is cut from the salted chain, made once: one string per prefix, not two.
 function F.fill_ds(chain, ends, ds, lo, hi)
-  local n = F.nhops(ends)
+  local salted = ends.salted
+  if not salted then
+    salted = W.SALT .. '\0' .. chain
+    ends.salted = salted
+  end
+  local extra = #salted - #chain
   for k = lo, hi do
     if not ds[k] then
       if not ends[k] then F.complete(chain, ends) end
-      ds[k] = F.derive(k == n and chain or string.sub(chain, 1, ends[k]))
+      local e = ends[k]
+      ds[k] = F.as_uuid(F.digest(e == #chain and salted or string.sub(salted, 1, extra + e)))
     end
   end
 end
@@ -192,7 +250,7 @@ end
 -- {id, dl, perm} when it has a live mapping there, else what creating it needs.
 function F.threads_state(chain, ends, ds, k, v, f)
   local s = {d = ds[k], slot = v}
-  if v and #v == ends[k] + 6 and string.sub(v, 7) == string.sub(chain, 1, ends[k]) then
+  if v and #v == ends[k] + 6 and F.holds(v, F.prefix(chain, ends, k)) then
     local dl = F.dec_dl(v)
     if dl > W.NOW then
       s.id, s.dl = ds[k], dl
@@ -222,7 +280,7 @@ function F.resolve_misses(chain, ends, states, ks)
     local s, p, q = states[k], m[2 * j - 1], m[2 * j]
     s.perm_slot, s.q, s.over_field = p, q, o[j]
     -- The prefix itself is only copied out of the chain where something may hold it.
-    if p and #p == ends[k] and p == string.sub(chain, 1, ends[k]) then
+    if p and #p == ends[k] and p == F.prefix(chain, ends, k) then
       s.id, s.perm = s.d, true
     else
       local oid = o[j]  -- HMGET gives false, not nil, for a missing field
@@ -231,7 +289,7 @@ function F.resolve_misses(chain, ends, states, ks)
       if oid then
         s.override = oid
         local c, dl, perm = F.find(oid)
-        if c and #c == ends[k] and c == string.sub(chain, 1, ends[k]) then s.id, s.dl, s.perm = oid, dl, perm end
+        if c and #c == ends[k] and c == F.prefix(chain, ends, k) then s.id, s.dl, s.perm = oid, dl, perm end
       end
     end
   end
@@ -299,10 +357,9 @@ function F.walk(chain, ends, ds, k, permanent, need, states)
     local dl, perm = s.dl, s.perm
     if not s.id then dl, perm = s.floor_dl, s.floor_perm end
     if F.fresh(dl, perm, permanent, need) then break end
-    local prefix_end = ends[k]
     if permanent then
       if s.id then
-        if not s.perm then F.promote(s.id, s.d, string.sub(chain, 1, prefix_end)) end
+        if not s.perm then F.promote(s.id, s.d, F.prefix(chain, ends, k)) end
       else
         if s.floor_field then redis.call('HDEL', KEYS[2], '\0' .. s.d) end
         redis.call('HSET', KEYS[1], 'Q' .. s.d, '')
@@ -312,7 +369,7 @@ function F.walk(chain, ends, ds, k, permanent, need, states)
       writes = writes or {}
       if s.id then
         writes[#writes + 1] = s.id
-        writes[#writes + 1] = F.enc_dl(need) .. F.body_for(s.id, s.d, string.sub(chain, 1, prefix_end))
+        writes[#writes + 1] = F.enc_dl(need) .. F.body_for(s.id, s.d, F.prefix(chain, ends, k))
       else
         writes[#writes + 1] = '\0' .. s.d
         writes[#writes + 1] = F.enc_dl(need)

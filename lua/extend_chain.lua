@@ -12,7 +12,7 @@
           instead of the one-hop chain ('' or absent: not strict)
 
   Reply: the thread id of the extended chain
-  Errors: BADARG, BADID, BADHOP, BADCHAIN (depth over 256), UNKNOWNID (all before any write), '2'
+  Errors: BADARG, BADID, BADHOP, BADCHAIN (over 32 hops or 2,048 bytes), UNKNOWNID (all before any write), '2'
 ]]
 -- @include _core
 -- @include _write
@@ -43,9 +43,8 @@ end
 local chain = hop
 if current then
   chain = current .. '\31' .. hop
-  if F.deeper_than(chain, 256) then
-    return redis.error_reply('BADCHAIN extending ' .. ARGV[4] .. ' would make more than 256 hops')
-  end
+  err = F.over_limits(chain, 'extending ' .. ARGV[4])
+  if err then return redis.error_reply(err) end
 end
 F.ensure_salt()
 -- Only the last two prefixes' ends are known (n counted, not split): a walk that goes

@@ -17,7 +17,7 @@
 local err = F.begin_write()
 if err then return redis.error_reply(err) end
 local ends
-err, ends = F.check_chain(ARGV[4])
+err, ends = F.check_chain(ARGV[4], true)
 if err then return redis.error_reply(err) end
 F.ensure_salt()
 local ds = {}

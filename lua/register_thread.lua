@@ -27,9 +27,8 @@ local chain = ARGV[5] .. '\31' .. ARGV[6]
 if root then
   -- The root pointer holds the root's id and its body: no lookup of the root.
   chain = F.chain_of(string.sub(root, 37)) .. '\31' .. chain
-  if F.deeper_than(chain, 256) then
-    return redis.error_reply('BADCHAIN root plus two hops would exceed 256 hops')
-  end
+  err = F.over_limits(chain, 'the root plus two hops')
+  if err then return redis.error_reply(err) end
 end
 local bound, stale
 local v = redis.call('HGET', KEYS[2], tid)

@@ -1,4 +1,6 @@
-"""Input rules of the contract (SPEC 4.5), checked before anything is sent.
+"""Input rules, checked before anything is sent: a hop is 1 to 256 bytes of UTF-8
+without control characters, a chain 1 to 32 hops and at most 2,048 bytes, a namespace
+1 to 64 of ``A-Z a-z 0-9 _ - . :``, a thread id a UUID, a ttl up to ten years.
 
 The scripts check the same rules again before their first write; checking here too
 gives Python callers precise messages and keeps a bad batch from sending anything.
@@ -14,7 +16,12 @@ from collections.abc import Sequence
 from .errors import InvalidConfigError, InvalidHopError, InvalidNamespaceError, InvalidThreadIdError
 
 MAX_HOP_BYTES = 256
-MAX_HOPS = 256
+# A chain is at most 32 hops and 2,048 bytes (its hops joined by one separator byte).
+# A call touches a chain's ancestors, and each costs the server work that grows with
+# its length; these bounds keep any one call well under a millisecond of server time,
+# while every shard's other namespaces wait for it (docs/design.md, "Work per call").
+MAX_HOPS = 32
+MAX_CHAIN_BYTES = 2048
 # Ten years. Deadlines are milliseconds in 6 bytes, and the scripts print them as
 # integers; this keeps every deadline far inside both. Use None for "never".
 MAX_TTL_SECONDS = 10 * 365 * 86400
@@ -62,9 +69,17 @@ def check_chain(chain: object) -> tuple[str, ...]:
         raise InvalidHopError(f"chain {chain!r} must be a dotted str or a sequence of hops")
     if not 1 <= len(hops) <= MAX_HOPS:
         raise InvalidHopError(f"chain {_short(chain)} has {len(hops)} hops; a chain has 1 to {MAX_HOPS}")
+    size = len(hops) - 1  # the separators
     for i, hop in enumerate(hops):
         if not _fine(hop):  # the message is built only when a hop is bad
             check_hop(hop, f"chain {_short(chain)}: hop {i + 1}")
+        text: str = hop  # type: ignore[assignment]  # it passed _fine or check_hop: a str
+        size += len(text) if text.isascii() else len(text.encode("utf-8"))
+    if size > MAX_CHAIN_BYTES:
+        raise InvalidHopError(
+            f"chain {_short(chain)} is {size} bytes (its hops joined by one byte each); "
+            f"a chain is at most {MAX_CHAIN_BYTES} bytes"
+        )
     return tuple(hops)  # type: ignore[arg-type]  # every hop passed _fine: all str
 
 

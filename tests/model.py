@@ -26,7 +26,8 @@ from registry import InvalidHopError, InvalidThreadIdError, RootConflictError, T
 Hops = tuple[str, ...]
 
 MAX_HOP_BYTES = 256
-MAX_DEPTH = 256
+MAX_DEPTH = 32
+MAX_CHAIN_BYTES = 2048  # hops joined by one separator byte
 HEX = frozenset("0123456789abcdefABCDEF")
 DASHES = (8, 13, 18, 23)
 
@@ -51,7 +52,14 @@ def valid_hop(hop: object, what: str = "hop") -> str:
 def valid_chain(hops: Sequence[object]) -> Hops:
     if not 1 <= len(hops) <= MAX_DEPTH:
         raise InvalidHopError(f"chain of {len(hops)} hops, not 1..{MAX_DEPTH}")
-    return tuple(valid_hop(h) for h in hops)
+    out = tuple(valid_hop(h) for h in hops)
+    if chain_bytes(out) > MAX_CHAIN_BYTES:
+        raise InvalidHopError(f"chain of {chain_bytes(out)} bytes, over {MAX_CHAIN_BYTES}")
+    return out
+
+
+def chain_bytes(hops: Hops) -> int:
+    return sum(len(h.encode("utf-8")) for h in hops) + len(hops) - 1
 
 
 def chain_of(chain: object) -> Hops:
@@ -165,7 +173,7 @@ class ModelRegistry:
     def extend_chain(self, current_uuid: str, next_hop: str) -> str:
         hop = valid_hop(next_hop, "next hop")
         hops = (*(self._hops(current_uuid) or ()), hop)
-        if len(hops) > MAX_DEPTH:
+        if len(hops) > MAX_DEPTH or chain_bytes(hops) > MAX_CHAIN_BYTES:
             raise InvalidHopError(f"extending {current_uuid} would make {len(hops)} hops")
         return self._get_or_create(hops)
 

@@ -33,6 +33,10 @@ from tests.conftest import keyspace
 
 MakeRegistry = Callable[..., ThreadRegistry]
 SEP = "\x1f"
+# The input rules, stated here apart from registry.validation (a change there must fail here).
+MAX_HOP_BYTES = 256
+MAX_HOPS = 32
+MAX_CHAIN_BYTES = 2048
 
 
 def new_id() -> str:
@@ -227,33 +231,82 @@ def hops(n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("form", ["list", "dotted"])
-def test_chain_of_257_hops_rejected_256_accepted(seeded: Seeded, form: str) -> None:
+def test_chain_over_the_hop_limit_rejected_at_the_limit_accepted(seeded: Seeded, form: str) -> None:
     def as_form(h: list[str]) -> Any:
         return h if form == "list" else ".".join(h)
 
     before = keyspace(seeded.client)
     with pytest.raises(InvalidHopError) as info:
-        seeded.reg.get_or_create(as_form(hops(257)))
-    assert "257" in str(info.value)
+        seeded.reg.get_or_create(as_form(hops(MAX_HOPS + 1)))
+    assert f"{MAX_HOPS + 1} hops" in str(info.value)
+    assert f"1 to {MAX_HOPS}" in str(info.value)
     assert isinstance(info.value, ValueError)
     assert keyspace(seeded.client) == before
-    tid = seeded.reg.get_or_create(as_form(hops(256)))
-    assert seeded.reg.lookup_hops(tid) == tuple(hops(256))
+    tid = seeded.reg.get_or_create(as_form(hops(MAX_HOPS)))
+    assert seeded.reg.lookup_hops(tid) == tuple(hops(MAX_HOPS))
 
 
-def test_extend_past_256_hops_rejected_by_the_server(seeded: Seeded) -> None:
-    reg = seeded.reg
-    t255 = reg.get_or_create(hops(255))
-    t256 = reg.extend_chain(t255, "last")
-    assert reg.lookup_hops(t256) == (*hops(255), "last")
+def long_hops(size: int) -> list[str]:
+    """Hops of 1 to 256 bytes (the first ones long) whose chain is exactly `size` bytes."""
+    out: list[str] = []
+    while size > 0:
+        n = min(MAX_HOP_BYTES, size)
+        if size - n == 1:  # a lone byte would be a separator with no hop after it
+            n -= 1
+        out.append(chr(ord("a") + len(out)) * n)
+        size -= n + 1
+    assert len(SEP.join(out)) == sum(len(h) for h in out) + len(out) - 1
+    return out
+
+
+@pytest.mark.parametrize("form", ["list", "dotted"])
+def test_chain_over_the_byte_limit_rejected_at_the_limit_accepted(seeded: Seeded, form: str) -> None:
+    def as_form(h: list[str]) -> Any:
+        return h if form == "list" else ".".join(h)
+
     before = keyspace(seeded.client)
     with pytest.raises(InvalidHopError) as info:
-        reg.extend_chain(t256, "one-too-many")
-    assert isinstance(info.value, ValueError)
-    assert t256 in str(info.value)
-    assert "256" in str(info.value)
+        seeded.reg.get_or_create(as_form(long_hops(MAX_CHAIN_BYTES + 1)))
+    assert f"{MAX_CHAIN_BYTES + 1} bytes" in str(info.value)
+    assert f"at most {MAX_CHAIN_BYTES} bytes" in str(info.value)
     assert keyspace(seeded.client) == before
-    assert reg.prune_for_response(t256) == ("h254", t255)
+    tid = seeded.reg.get_or_create(as_form(long_hops(MAX_CHAIN_BYTES)))
+    assert seeded.reg.lookup_hops(tid) == tuple(long_hops(MAX_CHAIN_BYTES))
+    # Multi-byte characters count as their UTF-8 bytes.
+    wide = ["é" * 128] * 7 + ["é" * 102]  # 7 * 257 + 204 = 2,003 bytes: under
+    assert seeded.reg.lookup_hops(seeded.reg.get_or_create(as_form(wide))) == tuple(wide)
+    with pytest.raises(InvalidHopError, match="2049 bytes"):
+        seeded.reg.get_or_create(as_form([*wide, "é" * 22 + "a"]))  # + 1 + 45 bytes
+    assert seeded.reg.lookup_hops(seeded.reg.get_or_create(as_form([*wide, "é" * 22]))) == (*wide, "é" * 22)
+
+
+def test_extend_past_the_hop_limit_rejected_by_the_server(seeded: Seeded) -> None:
+    reg = seeded.reg
+    below = reg.get_or_create(hops(MAX_HOPS - 1))
+    full = reg.extend_chain(below, "last")
+    assert reg.lookup_hops(full) == (*hops(MAX_HOPS - 1), "last")
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        reg.extend_chain(full, "one-too-many")
+    assert isinstance(info.value, ValueError)
+    assert full in str(info.value)
+    assert f"more than {MAX_HOPS} hops" in str(info.value)
+    assert keyspace(seeded.client) == before
+    assert reg.prune_for_response(full) == (f"h{MAX_HOPS - 2}", below)
+
+
+def test_extend_past_the_byte_limit_rejected_by_the_server(seeded: Seeded) -> None:
+    reg = seeded.reg
+    chain = long_hops(MAX_CHAIN_BYTES - 11)
+    tid = reg.get_or_create(chain)
+    full = reg.extend_chain(tid, "x" * 10)  # exactly the limit
+    assert reg.lookup_hops(full) == (*chain, "x" * 10)
+    before = keyspace(seeded.client)
+    with pytest.raises(InvalidHopError) as info:
+        reg.extend_chain(tid, "x" * 11)
+    assert tid in str(info.value)
+    assert f"{MAX_CHAIN_BYTES + 1} bytes; at most {MAX_CHAIN_BYTES}" in str(info.value)
+    assert keyspace(seeded.client) == before
 
 
 # ---------------------------------------------------------------- namespaces
@@ -477,7 +530,7 @@ def raw(request: pytest.FixtureRequest, client: Any) -> Iterator[Raw]:
         reg = ThreadRegistry(client, namespace="acme")
         root = reg.initialize_root("acme")
         ctx["thread"] = reg.extend_chain(root, "console")
-        ctx["t256"] = reg.get_or_create(hops(256))
+        ctx["t256"] = reg.get_or_create(hops(MAX_HOPS))
         reg.initialize_table_root("orders", "acme")
         reg.register_thread(new_id(), "ext", "in")
     yield Raw(client, namespace_keys("acme"), ctx, str(request.param))
@@ -499,7 +552,8 @@ RAW_CASES: list[Any] = [
     ("get_or_create", lambda x: [TTL, _c(), "0", "a\x85b".encode()], "BADHOP"),
     ("get_or_create", lambda x: [TTL, _c(), "0", b"\xff\xfe"], "BADHOP"),
     ("get_or_create", lambda x: [TTL, _c(), "0", b"ok\xc3"], "BADHOP"),
-    ("get_or_create", lambda x: [TTL, _c(), "0", SEP.join(hops(257))], "BADCHAIN"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", SEP.join(hops(MAX_HOPS + 1))], "BADCHAIN"),
+    ("get_or_create", lambda x: [TTL, _c(), "0", SEP.join(long_hops(MAX_CHAIN_BYTES + 1))], "BADCHAIN"),
     ("get_or_create", lambda x: ["0", _c(), "0", "a"], "BADARG"),
     ("get_or_create", lambda x: ["-5", _c(), "0", "a"], "BADARG"),
     ("get_or_create", lambda x: ["abc", _c(), "0", "a"], "BADARG"),
@@ -576,9 +630,9 @@ def test_script_rejects_before_writing(raw: Raw, case: Any) -> None:
     assert keyspace(raw.client) == before
 
 
-def test_script_rejects_extending_a_256_hop_chain(raw: Raw) -> None:
+def test_script_rejects_extending_a_chain_at_the_hop_limit(raw: Raw) -> None:
     before = keyspace(raw.client)
-    if raw.state == "populated":  # t256 is a live 256-hop chain
+    if raw.state == "populated":  # t256 is a live chain of MAX_HOPS hops
         with pytest.raises(redis.ResponseError) as info:
             raw.run("extend_chain", TTL, _c(), "128", raw.ctx["t256"], "x")
         assert str(info.value).startswith("BADCHAIN ")

@@ -36,7 +36,21 @@ from tests.model import ModelRegistry
 from tests.servers import RedisServer
 
 TTL_LONG = 10_000_000  # seconds (~115 days): nothing expires during a test
+
+
 # Hop alphabet: dotted hops, hops that look like roots, key-syntax characters, a 256-byte hop.
+def fill_hops(size: int) -> tuple[str, ...]:
+    """Hops of at most 256 bytes whose chain is exactly `size` bytes (size >= 1)."""
+    out: list[str] = []
+    while size > 0:
+        n = min(256, size)
+        if size - n == 1:  # one byte left would be a separator with no hop after it
+            n -= 1
+        out.append(str(len(out) % 10) * n)
+        size -= n + 1
+    return tuple(out)
+
+
 HOPS = ["a", "b", "calculator.add", "system", "acme", "system.boot", "{*} x:ü", "é" * 128]
 PLAIN_HOPS = ["a", "b", "system", "acme", "ü"]
 ORGS = ["acme", "globex.io"]
@@ -210,10 +224,16 @@ class RegistryMachine(RuleBasedStateMachine):
     def extend_chain(self, current: Ref, hop: str) -> Any:
         return self.id_result("extend_chain", current, hop)
 
-    @rule(target=ids, thread=any_id(), depth=st.sampled_from([255, 256, 257]), hop=st.sampled_from(HOPS))
+    @rule(target=ids, thread=any_id(), depth=st.sampled_from([31, 32, 33]), hop=st.sampled_from(HOPS))
     def deep_chain(self, thread: Ref, depth: int, hop: str) -> Any:
-        # 256 hops is the limit: a 257-hop chain is refused, and so is extending a 256-hop one.
+        # 32 hops is the limit: a 33-hop chain is refused, and so is extending a 32-hop one.
         return self.id_result("get_or_create", ("deep",) * (depth - 1) + (hop,))
+
+    @rule(target=ids, size=st.sampled_from([2047, 2048, 2049]), hop=st.sampled_from(HOPS))
+    def long_chain(self, size: int, hop: str) -> Any:
+        # 2,048 bytes is the limit (separators included): 2,049 is refused, and so is
+        # extending a chain to more. Long hops, then `hop` last, `size` bytes in all.
+        return self.id_result("get_or_create", (*fill_hops(size - len(hop.encode()) - 1), hop))
 
     @rule(target=ids, thread=any_id())
     def prune_for_response(self, thread: Ref) -> Any:
