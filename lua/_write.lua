@@ -435,18 +435,22 @@ function F.create(chain, s, forced, permanent, forced_stale)
   return id, permanent, dl
 end
 
--- The id of a chain (with its ends and derived ids ds, ds[n] and ds[n - 1] known),
+-- The id of a chain (with its ends and derived ids ds, ends[n - 1..n] and ds[n] known),
 -- bound now (to `forced` if given) if it had none; touches it and its ancestors.
 -- `permanent` makes it (and its ancestors) never expire; so does ttl=None. `states`
 -- may hold what the caller already read. Returns the id (or an error reply).
 function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stale)
   local n = F.nhops(ends)
   permanent = permanent or W.NEWDL == nil
-  states = F.read_states(chain, ends, ds, n > 1 and n - 1 or 1, n, states)
+  states = F.read_states(chain, ends, ds, n, n, states)
   local s = states[n]
   local id, has = s.id, W.NEWDL  -- has: the deadline the chain has after this call
   if id then
     if F.fresh(s.dl, s.perm, permanent) then return id end
+    -- A live thread whose deadline is within HEADROOM of what this touch would give it
+    -- keeps it: the call writes nothing (the usual touch of a busy thread). Its
+    -- ancestors already satisfy the invariant for that deadline.
+    if not permanent and s.dl >= W.NEWDL - W.HEADROOM then return id end
     if permanent then
       F.promote(id, s.d, chain)
     else
@@ -457,7 +461,15 @@ function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stal
     id, permanent, has = F.create(chain, s, forced, permanent, forced_stale)
     if type(id) == 'table' then return id end
   end
-  if n > 1 then F.walk(chain, ends, ds, n - 1, permanent, has, states) end
+  if n > 1 then
+    -- The parent is read only now (callers that expect a write read it beforehand, in
+    -- the same calls as the chain), and the walk reads further up only if it must.
+    if not states[n - 1] then
+      F.fill_ds(chain, ends, ds, n - 1, n - 1)
+      F.read_states(chain, ends, ds, n - 1, n - 1, states)
+    end
+    F.walk(chain, ends, ds, n - 1, permanent, has, states)
+  end
   return id
 end
 

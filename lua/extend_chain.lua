@@ -54,7 +54,8 @@ if current then n = select(2, string.gsub(current, '\31', '')) + 2 end
 local ends = {n = n, [n] = #chain}
 if current then ends[n - 1] = #current end
 -- The current thread is the parent: its state and derived id are known already.
-local ds, states = {[n] = F.derive(chain)}, {}
+local ds, states = {}, {}
+F.fill_ds(chain, ends, ds, n, n)
 if current then
   ds[n - 1] = current_d
   states[n - 1] = {id = ARGV[4], d = current_d, dl = current_dl, perm = current_perm}

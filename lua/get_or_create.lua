@@ -21,7 +21,7 @@ err, ends = F.check_chain(ARGV[4], true)
 if err then return redis.error_reply(err) end
 F.ensure_salt()
 local ds = {}
-F.fill_ds(ARGV[4], ends, ds, #ends > 1 and #ends - 1 or 1, #ends)
+F.fill_ds(ARGV[4], ends, ds, #ends, #ends)
 local id = F.get_or_create(ARGV[4], ends, ds, false)
 F.end_write()
 return id

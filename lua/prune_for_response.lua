@@ -45,8 +45,8 @@ if chain then
     local m = select(2, string.gsub(parent, '\31', '')) + 1
     local ends, ds = {n = m, [m] = #parent}, {}
     F.ensure_salt()
-    ds[m] = F.derive(parent)
-    if grand then ends[m - 1], ds[m - 1] = #grand, F.derive(grand) end
+    F.fill_ds(parent, ends, ds, m, m)
+    if grand then ends[m - 1] = #grand end  -- (its derived id only if a write needs it)
     reply = {target, F.get_or_create(parent, ends, ds, false)}
     -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
     if ARGV[6] == '1' then F.remove(ARGV[4]) end

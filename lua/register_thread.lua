@@ -48,8 +48,10 @@ local n = select(2, string.gsub(chain, '\31', '')) + 1
 local ends = {n = n, [n] = #chain, [n - 1] = #chain - #ARGV[6] - 1}
 local ds = {}
 F.fill_ds(chain, ends, ds, n - 1, n)
+-- The chain is usually new: its parent is read in the same calls.
+local states = F.read_states(chain, ends, ds, n - 1, n)
 -- The chain's id if it has one (tid itself when bound to it), else tid, bound now.
-local id = F.get_or_create(chain, ends, ds, false, tid, nil, stale)
+local id = F.get_or_create(chain, ends, ds, false, tid, states, stale)
 if type(id) == 'table' then return id end
 F.end_write()
 return id

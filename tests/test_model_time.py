@@ -11,7 +11,8 @@ The model keeps, for every mapping that may be live, bounds on its deadline, fro
 
 - lower: a write that touches a thread (get_or_create, start_chain, extend_chain,
   register_thread, the shorter chain of prune_for_response) keeps it live until at least
-  time-of-write + the ttl of the client that wrote, and so every live ancestor of it; a write
+  time-of-write + the ttl of the client that wrote - its headroom (a deadline within the
+  headroom of that is left as it is), and so every live ancestor of it; a write
   with ttl=None, a root and a table root make it permanent. A deadline, once seen in
   threads(), is never shortened: it too is a lower bound. Before its lower bound a mapping
   that was not removed (cleanup, a one-hop prune) must be live.
@@ -263,7 +264,9 @@ class TimedRegistryMachine(RuleBasedStateMachine):
         if ttl_ms is None:
             m.permanent = True
         else:
-            m.lower = max(m.lower, span.t0 + ttl_ms)
+            # A touch within the headroom of now + ttl leaves a deadline as it is
+            # (docs/design.md, Expiry): the bound a touch gives is ttl - headroom.
+            m.lower = max(m.lower, span.t0 + ttl_ms - headroom_ms(ttl_ms))
 
     def touch(self, tid: str, span: Span, ttl_ms: int | None) -> None:
         """A write touched tid: it and every live ancestor live at least until t0 + ttl."""

@@ -145,6 +145,40 @@ def test_touching_a_descendant_keeps_its_ancestors(make_registry: MakeRegistry, 
     assert reg.lookup(a) is None and reg.lookup(c) is None
 
 
+def test_a_touch_within_the_headroom_leaves_the_deadline(make_registry: MakeRegistry, client: Any) -> None:
+    """A touch keeps a live thread's deadline when it lies within the headroom (ttl/64, at
+    most 1 s) of now + ttl, and writes nothing; past that it moves the deadline to now + ttl
+    (docs/design.md, Expiry)."""
+    reg = make_registry(namespace="acme", ttl=32)  # headroom: 0.5 s
+    root = reg.initialize_root("acme")
+    router = reg.extend_chain(root, "router")
+    tid = reg.extend_chain(router, "worker")
+    chain = ["system", "acme", "router", "worker"]
+    leaf = reg.extend_chain(tid, "leaf")
+    _, threads, _ = namespace_keys("acme")
+
+    def deadlines() -> dict[str, int | None]:
+        return {row.thread_id: row.deadline_ms for row in reg.threads()}
+
+    # tid, pushed by the leaf's walk, is due at the leaf's write + ttl + headroom.
+    first, stored = deadlines(), client.hgetall(threads)
+    created = time.monotonic()
+    assert reg.extend_chain(router, "worker") == tid
+    assert reg.get_or_create(chain) == tid
+    assert reg.prune_for_response(leaf) == ("worker", tid)
+    assert time.monotonic() - created < 0.5  # (well within the headroom)
+    assert deadlines() == first
+    assert client.hgetall(threads) == stored  # nothing was written
+
+    time.sleep(1.1)  # now + ttl is past tid's deadline + the headroom: the next touch moves it
+    assert reg.get_or_create(chain) == tid
+    moved = deadlines()
+    assert moved[tid] is not None and first[tid] is not None
+    assert moved[tid] >= first[tid] + 1100 - 500
+    assert moved[leaf] == first[leaf]  # a descendant is not touched
+    assert moved[router] is not None and moved[router] >= moved[tid]  # the invariant
+
+
 def test_ttl_none_threads_do_not_give_the_hashes_an_expiry(make_registry: MakeRegistry, client: Any) -> None:
     reg = make_registry(namespace="acme", ttl=None)
     reg.get_or_create("a.b")
