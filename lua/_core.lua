@@ -24,16 +24,22 @@
 
 local F, W = {}, {}  -- helpers and the call's state: two upvalues per helper
 -- Lua makes every helper afresh on each run, which costs more than most redis.calls;
--- helpers a call seldom needs are made by functions in LAZY, run when F is first asked
--- for a name it does not hold.
+-- helpers are made by the functions in LAZY ("groups"), in order, when F is first asked
+-- for a name it does not hold, until one has made it (a group may add groups).
 local LAZY = {}
 setmetatable(F, {__index = function(t, name)
-  for i = 1, #LAZY do
+  local i = 1
+  while LAZY[i] ~= nil do
     local make = LAZY[i]
-    LAZY[i] = false
-    if make then make() end
+    if make then
+      LAZY[i] = false
+      make()
+      local f = rawget(t, name)
+      if f ~= nil then return f end
+    end
+    i = i + 1
   end
-  return rawget(t, name)
+  return nil
 end})
 W.NOW = nil
 do

@@ -1,5 +1,6 @@
 -- _write.lua: helpers of the scripts that bind and touch threads.
 -- @include _core
+-- @include _hot
 -- @include _remove
 --
 -- Every write script passes ARGV[1] ttl in ms ('' = never expire), ARGV[2] a fresh
@@ -22,15 +23,22 @@
 --
 -- A chain's state and its ancestors' are read with one HMGET per key whatever the
 -- depth, and the walk writes in one HSET.
+--
+-- All of them are made on first use (one LAZY group, see _core.lua): a call that ends
+-- on its hot path (_hot.lua) makes none.
 
-W.SALT = nil  -- the namespace's secret salt (nil until the first write)
-W.X_AT = 0     -- the expiry the threads and overrides keys were last given
-W.CURSOR = nil  -- the sweep cursor kept in meta
-W.NEWDL = nil  -- deadline a write gives what it touches; nil = never expire
-W.HEADROOM = 0
-W.CANDIDATE = nil  -- fresh random id from the client, used when the derived id is taken
-W.MAXDL = nil  -- latest deadline this call wrote, for the keys' native expiry
-W.PERMANENT_WRITTEN = false  -- whether this call made a permanent mapping
+-- The call's state in W, set by F.begin_write (none is set here: this group may be made
+-- after a script has set some of them):
+--   W.SALT       the namespace's secret salt (nil until the first write)
+--   W.X_AT       the expiry the threads and overrides keys were last given
+--   W.CURSOR     the sweep cursor kept in meta
+--   W.NEWDL      deadline a write gives what it touches; nil = never expire
+--   W.HEADROOM   what a pushed ancestor gets beyond NEWDL (ttl/64, at most 1 s)
+--   W.CANDIDATE  fresh random id from the client, used when the derived id is taken
+--   W.MAXDL      latest deadline this call wrote, for the keys' native expiry
+--   W.PERMANENT_WRITTEN  whether this call made a permanent mapping
+
+LAZY[#LAZY + 1] = function()
 
 function F.enc_dl(ms)
   local f = ms % 256
@@ -139,48 +147,20 @@ function F.check_chain(chain, limits)
 end
 
 function F.check_id(id)
-  if #id ~= 36 or not string.find(id, '^[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+$')
-      or string.byte(id, 9) ~= 45 or string.byte(id, 14) ~= 45 or string.byte(id, 19) ~= 45
-      or string.byte(id, 24) ~= 45 then
-    return 'BADID thread id ' .. id .. ' is not a lowercase UUID string'
-  end
+  if not valid_id(id) then return 'BADID thread id ' .. id .. ' is not a lowercase UUID string' end
   return nil
 end
 
 -- ---------------------------------------------------------------- ids
 
--- The id a chain gets unless it is taken: a keyed digest, built hop by hop from the
--- parent's derived id, so the chain -> id direction needs no storage of its own. Real
--- servers have sha1hex; fakeredis does not, and gets a keyed polynomial hash
--- (collisions are handled by the override path either way, so only opacity depends
--- on the digest).
-if redis.sha1hex then
-  F.digest = redis.sha1hex
-else
-  local P = {67108859, 67108837, 67108819, 67108777, 67108763}
-  local M = {16777619, 22222223, 19999999, 23456789, 17171717}
-  F.digest = function(s)
-    local h = {1, 7, 13, 29, 31}
-    for from = 1, #s, 128 do
-      local bytes = {string.byte(s, from, math.min(from + 127, #s))}
-      for j = 1, #bytes do
-        local x = bytes[j]
-        for k = 1, 5 do h[k] = (h[k] * M[k] + x + 1) % P[k] end
-      end
-    end
-    return string.format('%07x%07x%07x%07x%07x', h[1], h[2], h[3], h[4], h[5])
-  end
-end
+-- The id a chain gets unless it is taken: the digest of the namespace's salt and the
+-- chain, as a UUID (_hot.lua), so the chain -> id direction needs no storage of its own.
+F.digest, F.as_uuid = digest, as_uuid
 
 -- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
 -- however long the chain; prefix ids are computed only for the prefixes a walk reads).
 function F.derive(chain)
   return F.as_uuid(F.digest(W.SALT .. '\0' .. chain))
-end
-
-function F.as_uuid(hex)  -- (subs cost less than one gsub here)
-  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
-    .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
 end
 
 -- The number of hops of a chain whose ends may be partial (ends.n: only the last two
@@ -476,25 +456,31 @@ end
 -- ---------------------------------------------------------------- write protocol
 
 -- Checks the write arguments and reads meta (salt, layout, key expiry, sweep cursor,
--- and `extra` fields, returned in order). Returns an error string, or nil and extras.
+-- and `extra` fields, returned in order; without extras, W.META when the hot path read
+-- it). Returns an error string, or nil and extras.
 function F.begin_write(...)
-  local ttl = ARGV[1]
-  if ttl ~= '' then
-    local n = F.whole(ttl, 1, 315360000000)
-    if not n then
-      return 'BADARG ttl ' .. ttl .. ' must be a whole number of milliseconds from 1 to '
-        .. string.format('%d', 315360000000)
+  if W.PLAIN then  -- plain_write (_hot.lua) accepted the arguments already
+    W.NEWDL, W.HEADROOM = W.PLAIN[1], W.PLAIN[2]
+  else
+    local ttl = ARGV[1]
+    if ttl ~= '' then
+      local n = F.whole(ttl, 1, 315360000000)
+      if not n then
+        return 'BADARG ttl ' .. ttl .. ' must be a whole number of milliseconds from 1 to '
+          .. string.format('%d', 315360000000)
+      end
+      W.NEWDL = W.NOW + n
+      W.HEADROOM = math.min(math.floor(n / 64), 1000)
     end
-    W.NEWDL = W.NOW + n
-    W.HEADROOM = math.min(math.floor(n / 64), 1000)
+    local err = F.check_id(ARGV[2])
+    if err then return err end
+    if not F.whole(ARGV[3], 0, 10000) then
+      return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. 10000
+    end
   end
-  local err = F.check_id(ARGV[2])
-  if err then return err end
   W.CANDIDATE = ARGV[2]
-  if not F.whole(ARGV[3], 0, 10000) then
-    return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. 10000
-  end
-  local m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', ...)
+  local m = W.META  -- (read by the script's hot path already)
+  if not m or select('#', ...) > 0 then m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', ...) end
   if m[1] and m[2] ~= '2' then return F.layout_error(m[1], m[2]) end
   W.SALT, W.X_AT, W.CURSOR = m[1] or nil, tonumber(m[3]) or 0, m[4] or nil
   return nil, m[5], m[6]
@@ -588,3 +574,4 @@ function F.ensure_keys()
   redis.call('HSETNX', KEYS[3], '', '')
 end
 end
+end  -- (the LAZY group of _write.lua)

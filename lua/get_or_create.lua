@@ -14,14 +14,38 @@
 -- @include _core
 -- @include _write
 
+-- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
+-- headroom of this touch's deadline or later: its id, nothing written.
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur')
+W.META = meta
+local chain = ARGV[4]
+local newdl, headroom = plain_write()
+local d, fields
+if newdl and meta[1] and meta[2] == '2' and plain_chain(chain) then
+  d = as_uuid(digest(meta[1] .. '\0' .. chain))
+  fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
+  if holds_until(fields[1], chain, newdl - headroom) then return d end
+end
+
 local err = F.begin_write()
 if err then return redis.error_reply(err) end
 local ends
-err, ends = F.check_chain(ARGV[4], true)
-if err then return redis.error_reply(err) end
+if d then  -- plain_chain accepted it on the hot path
+  ends = F.split(chain)
+else
+  err, ends = F.check_chain(chain, true)
+  if err then return redis.error_reply(err) end
+end
 F.ensure_salt()
-local ds = {}
-F.fill_ds(ARGV[4], ends, ds, #ends, #ends)
-local id = F.get_or_create(ARGV[4], ends, ds, false)
+local n, ds, states = #ends, {}, {}
+if d then  -- (the chain's own fields were read on the hot path)
+  ds[n] = d
+  local s, found = F.threads_state(chain, ends, ds, n, fields[1], fields[2])
+  states[n] = s
+  if not found then F.resolve_misses(chain, ends, states, {n}) end
+else
+  F.fill_ds(chain, ends, ds, n, n)
+end
+local id = F.get_or_create(chain, ends, ds, false, nil, states)
 F.end_write()
 return id

@@ -20,21 +20,45 @@
 -- @include _core
 -- @include _write
 
+-- The reads every call makes, before any helper: meta, and the thread answered.
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur')
+W.META = meta
+local v = redis.call('HGET', KEYS[2], ARGV[4])
+local chain
+if v and #v > 6 and F.dec_dl(v) > W.NOW then chain = F.chain_of(string.sub(v, 7)) end
+local parent = chain and string.match(chain, '^(.*)\31')  -- greedy: up to the last separator
+
+-- Hot path (_hot.lua): a plain write whose shorter chain's thread is live and due within
+-- the headroom of this touch's deadline or later: the route, nothing written.
+local newdl, headroom = plain_write()
+local d, fields
+if newdl and parent and meta[1] and meta[2] == '2' and (ARGV[5] == nil or ARGV[5] == '' or ARGV[5] == '1')
+    and (ARGV[6] == nil or ARGV[6] == '') then
+  d = as_uuid(digest(meta[1] .. '\0' .. parent))
+  fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
+  if holds_until(fields[1], parent, newdl - headroom) then
+    local grand = string.match(parent, '^(.*)\31')
+    return {string.sub(parent, grand and #grand + 2 or 1), d}
+  end
+end
+
 local err = F.begin_write()
 for i, name in ipairs({'strict', 'drop'}) do
-  local v = ARGV[4 + i]
-  if not err and v and v ~= '' and v ~= '1' then
-    err = 'BADARG ' .. name .. ' flag ' .. v .. ' must be 1 or empty'
+  local flag = ARGV[4 + i]
+  if not err and flag and flag ~= '' and flag ~= '1' then
+    err = 'BADARG ' .. name .. ' flag ' .. flag .. ' must be 1 or empty'
   end
 end
 if err then return redis.error_reply(err) end
-local chain = F.find(ARGV[4])
+if not v then  -- not an expiring thread: a permanent one?
+  chain = F.find(ARGV[4])
+  parent = chain and string.match(chain, '^(.*)\31')
+end
 if not chain and ARGV[5] == '1' then
   return redis.error_reply('UNKNOWNID thread id ' .. ARGV[4] .. ' is unknown or expired; nothing was written')
 end
 local reply = {false, false}
 if chain then
-  local parent = string.match(chain, '^(.*)\31')  -- greedy: up to the last separator
   if not parent then
     F.remove(ARGV[4])
   else
@@ -43,11 +67,18 @@ if chain then
     local grand = string.match(parent, '^(.*)\31')
     local target = string.sub(parent, grand and #grand + 2 or 1)
     local m = select(2, string.gsub(parent, '\31', '')) + 1
-    local ends, ds = {n = m, [m] = #parent}, {}
-    F.ensure_salt()
-    F.fill_ds(parent, ends, ds, m, m)
+    local ends, ds, states = {n = m, [m] = #parent}, {}, {}
     if grand then ends[m - 1] = #grand end  -- (its derived id only if a write needs it)
-    reply = {target, F.get_or_create(parent, ends, ds, false)}
+    F.ensure_salt()
+    if d then  -- (the shorter chain's fields were read on the hot path)
+      ds[m] = d
+      local s, found = F.threads_state(parent, ends, ds, m, fields[1], fields[2])
+      states[m] = s
+      if not found then F.resolve_misses(parent, ends, states, {m}) end
+    else
+      F.fill_ds(parent, ends, ds, m, m)
+    end
+    reply = {target, F.get_or_create(parent, ends, ds, false, nil, states)}
     -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
     if ARGV[6] == '1' then F.remove(ARGV[4]) end
   end

@@ -650,3 +650,71 @@ def test_script_error_codes_map_to_value_errors() -> None:
     assert isinstance(from_script_error("BADARG x"), InvalidConfigError)
     assert isinstance(from_script_error("IDCONFLICT x"), ThreadIdConflictError)
     assert from_script_error("ERR something else") is None
+
+
+# A busy thread's touch is answered on the script's hot path (lua/_hot.lua), from a few
+# reads and before any helper is made. Its argument checks only accept: every bad
+# argument must still be refused, before any write, when the chain is live and was just
+# touched (so the hot path would answer a good call).
+HOT_BAD: list[Any] = [
+    ("ttl 0", ["0", None, "0"], "BADARG"),
+    ("ttl 1.5", ["1.5", None, "0"], "BADARG"),
+    ("ttl inf", ["inf", None, "0"], "BADARG"),
+    ("ttl over ten years", ["315360000001", None, "0"], "BADARG"),
+    ("random id", [TTL, "not-a-uuid", "0"], "BADID"),
+    ("random id upper case", [TTL, "0FA3C2B4-1D2E-4F50-8A6B-7C8D9E0F1A2B", "0"], "BADID"),
+    ("sweep count", [TTL, None, "1.5"], "BADARG"),
+    ("sweep count", [TTL, None, "x"], "BADARG"),
+]
+
+
+@pytest.mark.parametrize("backend", ["redis", "fake", "fake-plain"], indirect=True)
+@pytest.mark.parametrize(
+    ("what", "head", "code"), HOT_BAD, ids=[f"{c[0]}-{c[1][0]}-{c[1][2]}" for c in HOT_BAD]
+)
+def test_bad_arguments_are_refused_on_a_busy_thread(
+    client: Any, what: str, head: list[Any], code: str
+) -> None:
+    reg = ThreadRegistry(client, namespace="acme", ttl=3600)
+    router = reg.extend_chain(reg.extend_chain(reg.initialize_root("acme"), "console"), "router")
+    worker = reg.extend_chain(router, "worker")
+    leaf = reg.extend_chain(worker, "leaf")
+    keys = namespace_keys("acme")
+    argv = [a if a is not None else new_id() for a in head]
+    calls = {
+        "extend_chain": [*argv, router, "worker"],
+        "get_or_create": [*argv, SEP.join(["system", "acme", "console", "router", "worker"])],
+        "prune_for_response": [*argv, leaf],
+    }
+    for name, args in calls.items():
+        client.script_load(script(name).source)
+        good = [TTL, new_id(), "0", *args[3:]]
+        assert client.evalsha(script(name).sha, 3, *keys, *good)  # a good call: answered hot
+        before = keyspace(client)
+        with pytest.raises(redis.ResponseError) as info:
+            client.evalsha(script(name).sha, 3, *keys, *args)
+        assert str(info.value).startswith(code + " "), (name, what, str(info.value))
+        assert keyspace(client) == before
+
+
+@pytest.mark.parametrize("backend", ["redis", "fake", "fake-plain"], indirect=True)
+def test_flags_and_hops_are_refused_on_a_busy_thread(client: Any) -> None:
+    reg = ThreadRegistry(client, namespace="acme", ttl=3600)
+    router = reg.extend_chain(reg.initialize_root("acme"), "router")
+    leaf = reg.extend_chain(reg.extend_chain(router, "worker"), "leaf")
+    keys = namespace_keys("acme")
+    # (script, a good call's arguments, the same with one bad, the error code)
+    cases = [
+        ("extend_chain", [router, "worker"], [router, "worker", "yes"], "BADARG"),  # strict flag
+        ("extend_chain", [router, "worker"], [router, "worker" + SEP], "BADHOP"),
+        ("prune_for_response", [leaf], [leaf, "2"], "BADARG"),  # strict flag
+        ("prune_for_response", [leaf], [leaf, "", "x"], "BADARG"),  # drop flag
+    ]
+    for name, good, rest, code in cases:
+        client.script_load(script(name).source)
+        client.evalsha(script(name).sha, 3, *keys, TTL, new_id(), "0", *good)  # answered hot
+        before = keyspace(client)
+        with pytest.raises(redis.ResponseError) as info:
+            client.evalsha(script(name).sha, 3, *keys, TTL, new_id(), "0", *rest)
+        assert str(info.value).startswith(code + " "), (name, rest, str(info.value))
+        assert keyspace(client) == before

@@ -1,0 +1,80 @@
+-- _hot.lua: what the hot path of a write needs, made before (and without) _write's
+-- helpers. Most touches find the thread already there and due late enough (within the
+-- headroom of what the touch would give it: see _write.lua), and write nothing; such a
+-- call answers from a few reads and these locals, and never makes the forty-odd
+-- helpers of _write.lua (they are made on first use, and making them costs more than
+-- the reads). Every argument check here is a quick acceptance test only: anything it
+-- does not accept goes the full way, whose checks report the error.
+-- @include _core
+
+-- The digest that derives ids: sha1hex on real servers (and the embedded one); a keyed
+-- polynomial hash on plain fakeredis, which has none. Collisions are handled by the
+-- override path either way, so only opacity depends on the digest.
+local digest = redis.sha1hex
+if not digest then
+  local P = {67108859, 67108837, 67108819, 67108777, 67108763}
+  local M = {16777619, 22222223, 19999999, 23456789, 17171717}
+  digest = function(s)
+    local h = {1, 7, 13, 29, 31}
+    for from = 1, #s, 128 do
+      local bytes = {string.byte(s, from, math.min(from + 127, #s))}
+      for j = 1, #bytes do
+        local x = bytes[j]
+        for k = 1, 5 do h[k] = (h[k] * M[k] + x + 1) % P[k] end
+      end
+    end
+    return string.format('%07x%07x%07x%07x%07x', h[1], h[2], h[3], h[4], h[5])
+  end
+end
+
+-- A digest as a UUIDv8 string (subs cost less than one gsub here).
+local function as_uuid(hex)
+  return string.sub(hex, 1, 8) .. '-' .. string.sub(hex, 9, 12) .. '-8' .. string.sub(hex, 14, 16)
+    .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
+end
+
+-- Whether id is a lowercase UUID string (8-4-4-4-12 hex digits).
+local function valid_id(id)
+  return #id == 36 and string.find(id, '^[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+$') ~= nil
+    and string.byte(id, 9) == 45 and string.byte(id, 14) == 45 and string.byte(id, 19) == 45
+    and string.byte(id, 24) == 45
+end
+
+-- For a plain write (a ttl, a valid random id, no sweep on the way): the deadline it
+-- gives what it touches, and the headroom (kept in W.PLAIN: F.begin_write then checks
+-- nothing again). nil for anything else.
+local function plain_write()
+  if ARGV[3] ~= '0' then return nil end
+  local ttl = tonumber(ARGV[1])
+  if not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 315360000000 or not valid_id(ARGV[2]) then
+    return nil
+  end
+  W.PLAIN = {W.NOW + ttl, math.min(math.floor(ttl / 64), 1000)}
+  return W.PLAIN[1], W.PLAIN[2]
+end
+
+-- Whether a hop is 1 to 256 bytes of printable ASCII (the usual hop: surely valid).
+local function plain_hop(hop)
+  return #hop >= 1 and #hop <= 256 and not string.find(hop, '[^\32-\126]')
+end
+
+-- Whether a chain is printable ASCII hops of 1 to 256 bytes, 32 at most, 2,048 bytes
+-- at most (the usual chain: surely valid).
+local function plain_chain(chain)
+  if #chain < 1 or #chain > 2048 or string.find(chain, '[^\31-\126]') then return false end
+  local from, hops = 1, 0
+  while true do
+    local i = string.find(chain, '\31', from, true) or #chain + 1
+    if i == from or i - from > 256 then return false end
+    hops = hops + 1
+    if i > #chain then return hops <= 32 end
+    if hops == 32 then return false end
+    from = i + 1
+  end
+end
+
+-- Whether a stored value (6-byte deadline .. body) holds exactly `chain`, due at `at`
+-- or later (compared in place, without copying the body out).
+local function holds_until(v, chain, at)
+  return v ~= false and #v == #chain + 6 and string.find(v, chain, 7, true) == 7 and F.dec_dl(v) >= at
+end
