@@ -6,8 +6,10 @@
 -- Every write script passes ARGV[1] ttl in ms ('' = never expire), ARGV[2] a fresh
 -- random UUID, ARGV[3] how many thread entries to sweep for expiry on the way ('0' = none).
 --
--- Deadlines: a touched thread gets NOW + ttl; every ancestor whose deadline is earlier
--- gets NOW + ttl + HEADROOM (ttl/64, at most 1 s).
+-- Deadlines: a touched thread gets NOW + ttl, unless its deadline is already within
+-- HEADROOM (ttl/64, at most 1 s) of that (then nothing is written: F.get_or_create, and
+-- the scripts' hot paths); every ancestor whose deadline is earlier than its child's
+-- gets NOW + ttl + HEADROOM.
 --
 -- Invariant: every proper prefix of a live entry has a live entry of its own that is
 -- permanent or expires no earlier. An entry is a mapping, or a FLOOR where the prefix
