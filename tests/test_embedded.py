@@ -27,6 +27,8 @@ def outcome(client: Any, *command: Any) -> Any:
         return ("reply", client.execute_command(*command))
     except redis.ResponseError as exc:
         return (type(exc).__name__, str(exc))
+    except Exception as exc:  # fakeredis itself fails (a Python error, not a Redis one)
+        return ("crash", type(exc).__name__)
 
 
 def pair() -> tuple[Any, Any]:
@@ -70,6 +72,68 @@ SCRIPTS: list[tuple[Any, ...]] = [
     ("return redis.call('SET', KEYS[1], 'after-next')", 1, "k2"),
     ("leaked3 = 1 return 1", 0),  # still caught with `next` replaced
     ("return redis.call('GET', KEYS[1])", 1, "k2"),
+    # redis.call and redis.pcall on the fast path: replies, key types, arity, argument
+    # types, errors inside pcall, names in any case, numbers as arguments, expiry
+    (
+        "return {redis.call('hset', KEYS[1], 'f', 'v', 'n', 2), redis.call('HMGET', KEYS[1], 'f', 'x')}",
+        1,
+        "h2",
+    ),
+    ("return redis.call('HGET', KEYS[1], 'f')", 1, "k"),  # a string key: WRONGTYPE
+    ("return redis.pcall('HGET', KEYS[1], 'f')", 1, "k"),
+    ("return redis.call('GET', KEYS[1])", 1, "h2"),
+    ("return {redis.pcall('GET', KEYS[1])['err']}", 1, "h2"),
+    ("return redis.call('HGET', KEYS[1])", 1, "h2"),  # wrong arity
+    ("return redis.pcall('HSET', KEYS[1], 'f')", 1, "h2"),
+    ("return redis.call('HSET', KEYS[1], 'f', true)", 1, "h2"),  # not a string or number
+    ("return redis.pcall('HSET', KEYS[1], 'f', {})", 1, "h2"),
+    ("return redis.call('HINCRBY', KEYS[1], 'n', 1.5)", 1, "h2"),
+    (
+        "return {redis.call('HINCRBY', KEYS[1], 'n', 3), redis.call('HSET', KEYS[1], 'x', 2.25, 'y', 1e20)}",
+        1,
+        "h2",
+    ),
+    ("return redis.call('HGETALL', KEYS[1])", 1, "h2"),
+    ("local ok, e = pcall(redis.call, 'HGET', KEYS[1]) return {ok and 1 or 0, type(e)}", 1, "h2"),
+    ("local r = redis.pcall('GET', KEYS[1]) return {type(r), tostring(r.err)}", 1, "h2"),
+    ("return redis.pcall('NOSUCHCOMMAND', KEYS[1])", 1, "h2"),
+    ("return redis.pcall('SCRIPT', 'FLUSH')", 0),  # a command with subcommands, refused in scripts
+    ("return redis.call('OBJECT', 'ENCODING', KEYS[1])", 1, "h2"),
+    ("return redis.call('Exists', KEYS[1], KEYS[1])", 1, "h2"),
+    (
+        "return {redis.call('SET', KEYS[1], 'v'), redis.call('PEXPIREAT', KEYS[1], 1), "
+        "redis.call('EXISTS', KEYS[1])}",
+        1,
+        "gone",
+    ),
+    ("return redis.call('GET', KEYS[1])", 1, "gone"),
+    ("return {redis.call('SET', KEYS[1], 'v', 'PX', 100000), redis.call('PTTL', KEYS[1]) > 0}", 1, "px"),
+    ("redis.setresp(3) return redis.call('HGETALL', KEYS[1])", 1, "h2"),
+    ("return redis.call('UNLINK', KEYS[1])", 1, "px"),
+    ("return redis.call()", 0),
+    ("return redis.pcall()", 0),
+    ("return redis.call(1, 2)", 0),
+    ("return redis.call({}, 'x')", 0),
+    ("return pcall(redis.call)", 0),
+    # new globals before a call, however they are made, and a call after them
+    ("_G.leaked4 = 1 return redis.call('SET', 'after-global', 2)", 0),
+    ("_G['leaked' .. ARGV[1]] = 1 return redis.call('SET', 'after-global', 3)", 0, "5"),
+    ("function leaked6() end return redis.call('SET', 'after-global', 4)", 0),
+    ("rawset(_G, 'leaked7', 1) return redis.call('SET', 'after-global', 5)", 0),
+    ("table.insert(_G, 1) return redis.call('SET', 'after-global', 6)", 0),
+    ("leaked8 = 1 return redis.pcall('SET', 'after-global', 7)", 0),
+    (
+        "leaked9 = 1 local ok = pcall(redis.call, 'SET', 'after-global', 8) "
+        "return redis.call('GET', 'after-global')",
+        0,
+    ),
+    ("leaked10 = nil return redis.call('SET', 'after-global', 9)", 0),  # assigns nothing: no new global
+    ("KEYS = nil return redis.call('SET', 'after-global', 10)", 0),  # removes one: not new either
+    ("return {#KEYS, redis.call('GET', 'after-global')}", 1, "k"),  # KEYS set again: no error
+    ("setmetatable(_G, nil) leaked11 = 1 return redis.call('SET', 'after-global', 11)", 0),
+    ("return redis.call('GET', 'after-global')", 0),
+    ("setmetatable(_G, {}) leaked12 = 1 return redis.call('SET', 'after-global', 12)", 0),
+    ("return redis.call('GET', 'after-global')", 0),
 ]
 
 
@@ -158,6 +222,36 @@ def test_closed_client_reconnects_and_a_down_server_refuses() -> None:
     finally:
         server.connected = True
     assert client.eval("return 4", 0) == 4
+
+
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_the_registry_scripts_take_the_fast_calls() -> None:
+    """The registry's scripts add no global, so the guard on _G stays engaged: their
+    redis.call / redis.pcall take the fast path, and the check after each script is cheap."""
+    server = embedded.new_server()
+    runtime = server._lua_runtime
+    reg = ThreadRegistry(embedded.client_for(server), namespace="guard", ttl=60)
+    root = reg.initialize_root("acme")
+    assert runtime._guarded()
+    leaf = reg.extend_chain(reg.extend_chain(root, "a"), "b")
+    assert reg.lookup(leaf) == "system.acme.a.b" and runtime._guarded()
+    client = embedded.client_for(server)
+    with pytest.raises(redis.ResponseError, match="global"):
+        client.eval("leaked = 1 return redis.call('PING')", 0)
+    assert not runtime._guarded()  # a global was assigned: fakeredis's own check ran, and removed it
+    assert reg.lookup(leaf) == "system.acme.a.b" and runtime._guarded()
+
+
+def test_adapt_leaves_a_server_it_cannot_guard_plain() -> None:
+    """A server whose Lua globals already have a metatable is not adapted (nor changed)."""
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server)
+    assert client.eval("setmetatable(_G, {}) return 1", 0) == 1
+    before = server._lua_runtime
+    assert not embedded.adapt(server)
+    assert not embedded.adapted(server) and server._lua_runtime is before
+    assert client.eval("return redis.call('PING')['ok']", 0) == b"PONG"
+    assert embedded.client_for(server).eval("return redis.sha1hex", 0) is None
 
 
 def test_the_process_has_one_embedded_server() -> None:
