@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import queue
 import sys
 import threading
 import uuid
@@ -53,6 +54,7 @@ from .errors import RegistryError
 MIN_VERSION = (2, 34)  # the first fakeredis with one Lua runtime per server
 MAX_CHUNKS = 256  # compiled chunks kept per server (our scripts are 16)
 MAX_NAMES = 1024  # command names (as scripts spell them) resolved once per server
+MAX_TEXTS = 256  # script texts whose SHA-1 is kept (`_Sha1Memo`), for the process
 
 _lock = threading.Lock()
 _server: Any = None  # the process's embedded FakeServer, made on first use
@@ -349,6 +351,13 @@ def _direct_connection_class(base: type, kind: str) -> type:
         return all(c and c[0] in DIRECT_PIPELINED for c in commands)
 
     class DirectConnection(base):  # type: ignore[misc]
+        def _connect(self) -> Any:
+            # The socket's reply queue: a SimpleQueue does what fakeredis asks of its Queue
+            # (put, get, get_nowait, qsize, empty) without a lock and two conditions.
+            sock = super()._connect()
+            sock.responses = queue.SimpleQueue()
+            return sock
+
         def pack_commands(self, commands: Any) -> Any:
             commands = list(commands)
             return _Commands(commands) if direct(commands) else super().pack_commands(commands)
@@ -420,13 +429,11 @@ def _field(value: Any, encoder: Any) -> bytes:
 
 
 class _CleanGlobals:
-    """What `_check_for_lua_globals` sees when Lua found no new global: only the expected."""
+    """What `_check_for_lua_globals` sees when no new global exists: no key beyond the
+    expected ones (it takes the expected set from the keys it is given)."""
 
-    def __init__(self, expected: set[Any]) -> None:
-        self._expected = expected
-
-    def keys(self) -> set[Any]:
-        return self._expected
+    def keys(self) -> tuple[()]:
+        return ()
 
 
 class _FastRuntime:
@@ -441,9 +448,10 @@ class _FastRuntime:
         self._chunks: dict[bytes, tuple[Any, bool]] = {}
         self._chunks_of: Any = server.script_cache  # the script cache the chunks were kept for
         self._suspect = False  # a chunk that may add a global without assigning it is running
+        self._memo = _sha1_memo(socket_class)
         self.table_from = runtime.table_from
         expected: set[Any] = server._lua_expected_globals
-        self._clean = _CleanGlobals(expected)
+        self._clean = _CleanGlobals()
         # Upvalues, not globals: a script that reassigns `next` or `collectgarbage` changes nothing here.
         self._has_new_global = runtime.eval(
             "function(expected) local next, G = next, _G return function() "
@@ -509,6 +517,8 @@ class _FastRuntime:
             except Exception:
                 return self._runtime.execute(source)  # raises exactly as fakeredis has it raise
             entry = self._chunks[source] = (chunk, any(word in source for word in RAW_WRITERS))
+        if self._memo is not None:
+            self._memo.note(source)
         chunk, suspect = entry
         if not suspect:
             return chunk()
@@ -633,3 +643,56 @@ def _fast_calls(runtime: _FastRuntime, socket_class: type, current: list[Any], e
             return table_from({b"err": str(ex)})
 
     return fast_call, fast_pcall
+
+
+class _Sha1Memo:
+    """Stands in for the ``hashlib`` module in fakeredis's scripting module, whose EVAL
+    hashes the whole script text on every run (EVALSHA included: it looks the text up by
+    SHA, then EVAL hashes it again to store it under that SHA), about 11 µs for a 21 KB
+    text. A text an adapted runtime has run (`note`) is hashed once: for that very object
+    (not an equal one: by identity, and the memo holds it so its id stays its own),
+    ``sha1(text)`` answers a copy of the hash object made then, which is what hashing it
+    again would give. Any other call is hashlib's own. Process-wide (fakeredis keeps its
+    modules per process), and only ever a faster way to the same digest."""
+
+    def __init__(self, hashlib_module: Any) -> None:
+        self._hashlib = hashlib_module
+        self._known: dict[int, tuple[bytes, Any]] = {}  # id(text) -> (text, its hash object or None)
+
+    def note(self, text: bytes) -> None:
+        known = self._known
+        if id(text) not in known:
+            if len(known) >= MAX_TEXTS:
+                known.clear()
+            known[id(text)] = (text, None)
+
+    def sha1(self, *args: Any, **kwargs: Any) -> Any:
+        entry = self._known.get(id(args[0])) if len(args) == 1 and not kwargs else None
+        if entry is None or entry[0] is not args[0]:
+            return self._hashlib.sha1(*args, **kwargs)
+        text, digest = entry
+        if digest is None:
+            digest = self._hashlib.sha1(text)
+            self._known[id(text)] = (text, digest)
+        return digest.copy()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hashlib, name)
+
+
+_memo_lock = threading.Lock()
+
+
+def _sha1_memo(socket_class: type) -> _Sha1Memo | None:
+    """The memo in the module that defines fakeredis's EVAL, put there on first use; None
+    (no memo, hashing as ever) if that module's ``hashlib`` is neither hashlib nor ours."""
+    module = sys.modules.get(getattr(getattr(socket_class, "eval", None), "__module__", ""))
+    with _memo_lock:
+        current = getattr(module, "hashlib", None)
+        if isinstance(current, _Sha1Memo):
+            return current
+        if current is not hashlib:
+            return None
+        memo = _Sha1Memo(hashlib)
+        module.hashlib = memo  # type: ignore[union-attr]
+        return memo

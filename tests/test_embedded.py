@@ -186,6 +186,36 @@ def test_sha1hex_as_real_servers_have_it() -> None:
             fast.eval(f"return {bad}", 0)
 
 
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_the_sha1_memo_gives_hashlibs_digests() -> None:
+    """fakeredis's EVAL hashes the text again on every run; for a text an adapted runtime
+    ran, the memo answers a copy of the hash object made once: the same digest, and a hash
+    object that goes on like hashlib's (an update does not change the next answer)."""
+    fast = embedded.client_for(embedded.new_server())
+    text = "return ARGV[1] .. '" + "x" * 5000 + "'"
+    sha = fast.script_load(text)
+    assert sha == hashlib.sha1(text.encode()).hexdigest()
+    for arg in ("a", "b", "c"):
+        assert fast.evalsha(sha, 0, arg) == (arg + "x" * 5000).encode()
+    assert fast.script_exists(sha) == [True]
+    assert fast.eval(text, 0, "d") == ("d" + "x" * 5000).encode()  # EVAL stores a new object under sha
+    assert fast.evalsha(sha, 0, "e") == ("e" + "x" * 5000).encode()
+
+    memo = embedded._Sha1Memo(hashlib)
+    data = text.encode()
+    equal = b"".join([data[:1], data[1:]])  # equal, another object: not noted
+    memo.note(data)
+    for _ in range(2):
+        h = memo.sha1(data)
+        assert h.hexdigest() == hashlib.sha1(data).hexdigest()
+        h.update(b"more")
+        assert h.hexdigest() == hashlib.sha1(data + b"more").hexdigest()
+    assert memo.sha1(equal).hexdigest() == hashlib.sha1(data).hexdigest()
+    assert memo.sha1(data, usedforsecurity=False).hexdigest() == hashlib.sha1(data).hexdigest()
+    assert memo.sha1().hexdigest() == hashlib.sha1().hexdigest()
+    assert memo.md5(b"x").hexdigest() == hashlib.md5(b"x").hexdigest()
+
+
 def test_one_client_many_threads() -> None:
     """The direct EVALSHA path serves one request at a time per client: each thread gets
     its own reply."""
