@@ -1,14 +1,15 @@
 """The embedded backend: an in-process fakeredis server with Lua, made fast enough to be a default.
 
 fakeredis runs our scripts correctly but slowly: on every EVAL/EVALSHA it compiles the whole
-source again (a 24 KB script costs about 0.5 ms to compile), runs a full Lua
+source again (a 24 KB script costs about 0.5 ms to compile), hashes it again, runs a full Lua
 ``collectgarbage()``, and checks for new Lua globals by copying the globals table into a
-Python set, before every ``redis.call`` as well as after the script; and redis-py packs
-every command into RESP that fakeredis then parses back. `adapt` changes how those things
-are done on one FakeServer, and nothing else: the script still arrives by EVALSHA through
-the same transport, fakeredis still looks its SHA up in its own script cache (so SCRIPT
-FLUSH still makes the next EVALSHA answer NOSCRIPT), runs it in its own Lua runtime with
-its own ``redis.call``, and converts its reply and its errors itself.
+Python set, before every ``redis.call`` as well as after the script; every ``redis.call``
+resolves the command's name again; and redis-py packs every command into RESP that fakeredis
+then parses back. `adapt` changes how those things are done on one FakeServer, and nothing
+else: the script still arrives by EVALSHA through the same transport, fakeredis still looks
+its SHA up in its own script cache (so SCRIPT FLUSH still makes the next EVALSHA answer
+NOSCRIPT), runs it in its own Lua runtime, runs each command of ``redis.call`` with its own
+command code, and converts its reply and its errors itself.
 
 - Compiled chunks are kept by source text. Compiling a text always gives the same chunk, so
   this is memoisation; the cache is dropped whenever fakeredis replaces its script cache
@@ -16,25 +17,46 @@ its own ``redis.call``, and converts its reply and its errors itself.
   kept: fakeredis's own ``execute`` is called with it, and raises its usual error.
 - After each script one incremental GC step replaces the full collection (Lua's automatic
   collector keeps running as well, so memory stays bounded).
-- The check for new globals iterates ``_G`` in Lua and compares it with the globals the
-  runtime started with; only when that finds one does fakeredis's own check run, on the
-  real globals table, and raise (and, in the versions that do so, remove them) as before.
+- New globals are noticed by a metatable on ``_G`` whose ``__newindex`` (which Lua calls
+  for any assignment to a key ``_G`` does not hold) marks the runtime unclean and sets the
+  key as without it. While clean, the check before each ``redis.call`` and after the script
+  costs nothing; once unclean, fakeredis's own check runs (over the whole of ``_G``, in Lua
+  first and, when that finds a new global, fakeredis's, which raises and removes it, as
+  before), and a check that finds none makes the runtime clean again. A key set without an
+  assignment (``rawset(_G, ...)``, ``table.insert(_G, ...)``, Python code) does not pass
+  ``__newindex``: a chunk whose text names ``rawset``, ``insert`` or ``python`` runs with
+  the full check before every call; any other is caught by the check after the script, not
+  at its next ``redis.call``. A script that removes or replaces ``_G``'s metatable leaves
+  that server with the full checks.
+- ``redis.call`` / ``redis.pcall``, while clean, resolve a command name (as the script
+  spells it) once into fakeredis's signature for it, then do what fakeredis's own do: the
+  socket's ``_run_command`` (arity, argument parsing, key types, expiry, the command,
+  notifications) and ``_convert_redis_result``; errors are raised, or for pcall returned,
+  as fakeredis does. Names that do not resolve, and commands with subcommands, take
+  fakeredis's own path.
+- fakeredis's EVAL hashes the script text again on every run; a memo in its scripting
+  module answers for the text objects an adapted runtime ran (`_Sha1Memo`: the same
+  digest, by object identity; process-wide, since the module is).
 - ``redis.sha1hex``, which real servers have and fakeredis lacks (the scripts then take
   the same path on both).
 - The clients `client_for` / `async_client_for` make hand EVALSHA and EVAL, and the
   transport's pipelines, to fakeredis's command processing without RESP (see
-  `_direct_client_class` and `_direct_connection_class`).
+  `_direct_client_class` and `_direct_connection_class`); their sockets queue replies in a
+  SimpleQueue.
 
 This reaches into fakeredis internals of the shared-Lua-runtime design, which fakeredis
 2.34 introduced (before it, each EVAL built a new runtime, and nothing can be cached).
 Tested on 2.34.1 and 2.41.0 (lupa 2.8, Lua 5.1); the lines it relies on (the runtime and
 wrappers `_get_server_runtime` keeps on the server, ``lua_runtime.execute(script)`` and
-``execute("collectgarbage()")`` in EVAL, `_check_for_lua_globals`, `_process_command`)
-read the same in every release between. `adapt` applies to fakeredis 2.34 and later 2.x
-only, checks that every internal it uses is there and has the expected kind, then runs a
-probe script; if anything differs it leaves the server as it was and returns False, and
-the embedded client is plain fakeredis (correct, only slower; tested on 2.33.0, where the
-behaviour suites pass on plain fakeredis as on the adapted one).
+``execute("collectgarbage()")`` in EVAL, ``hashlib.sha1(script)`` there,
+`_check_for_lua_globals`, `_lua_redis_call` / `_lua_redis_pcall` and the socket methods
+they use, `_process_command`) read the same in every release between. `adapt` applies to
+fakeredis 2.34 and later 2.x only, checks that every internal it uses is there and has the
+expected kind, then runs a probe script through fakeredis's own ``redis.call`` and through
+the fast one (replies, key-type, arity and argument errors, pcall); if anything differs it
+leaves the server as it was and returns False, and the embedded client is plain fakeredis
+(correct, only slower; tested on 2.33.0, where the behaviour suites pass on plain
+fakeredis as on the adapted one).
 """
 
 from __future__ import annotations
@@ -157,6 +179,7 @@ def adapt(server: Any) -> bool:
         lua_redis[b"sha1hex"] = fast.sha1hex
     if _probe(fakeredis, server):
         fast.forget_chunks()
+        fast._memo = _sha1_memo(socket_class)
         return True
     server._lua_runtime = runtime
     for name, value in saved.items():
@@ -414,7 +437,10 @@ def _process(conn: Any, args: tuple[Any, ...]) -> None:
     if not sock._server.connected or getattr(sock, "_killed", False):
         raise redis.ConnectionError(CONNECTION_ERROR)
     encoder = conn.encoder
-    sock._process_command([_field(a, encoder) for a in args])
+    encoding, errors = encoder.encoding, encoder.encoding_errors
+    # As redis-py puts each argument on the wire: str (the common case) encoded, the rest by the encoder.
+    fields = [a.encode(encoding, errors) if type(a) is str else _field(a, encoder) for a in args]
+    sock._process_command(fields)
 
 
 CONNECTION_ERROR = "FakeRedis is emulating a connection error."  # fakeredis's own words
@@ -448,7 +474,7 @@ class _FastRuntime:
         self._chunks: dict[bytes, tuple[Any, bool]] = {}
         self._chunks_of: Any = server.script_cache  # the script cache the chunks were kept for
         self._suspect = False  # a chunk that may add a global without assigning it is running
-        self._memo = _sha1_memo(socket_class)
+        self._memo: _Sha1Memo | None = None  # set once `adapt` has taken
         self.table_from = runtime.table_from
         expected: set[Any] = server._lua_expected_globals
         self._clean = _CleanGlobals()

@@ -388,3 +388,12 @@ def test_the_direct_connection_is_not_the_pools() -> None:
     for _ in range(3):
         assert reg.lookup(leaf) == "system.acme.a.b"
         assert reg.prune_for_response(leaf)[0] == "a"
+
+
+def test_the_embedded_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benchmarks.embedded` runs the benchmark's embedded section alone."""
+    from benchmarks.embedded import main
+
+    assert main(["--rounds", "1", "--slice", "0.01", "--pool", "2", "--ops", "lookup,extend_chain_new"]) == 0
+    out = capsys.readouterr().out
+    assert "| lookup |" in out and "| extend_chain_new |" in out and "plain fakeredis" in out
