@@ -272,6 +272,7 @@ def test_the_registry_scripts_take_the_fast_calls() -> None:
     assert reg.lookup(leaf) == "system.acme.a.b" and runtime._guarded()
 
 
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
 def test_adapt_leaves_a_server_it_cannot_guard_plain() -> None:
     """A server whose Lua globals already have a metatable is not adapted (nor changed)."""
     server = fakeredis.FakeServer()
