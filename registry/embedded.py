@@ -76,7 +76,7 @@ from .errors import RegistryError
 MIN_VERSION = (2, 34)  # the first fakeredis with one Lua runtime per server
 MAX_CHUNKS = 256  # compiled chunks kept per server (our scripts are 16)
 MAX_NAMES = 1024  # command names (as scripts spell them) resolved once per server
-MAX_TEXTS = 256  # script texts whose SHA-1 is kept (`_Sha1Memo`), for the process
+MAX_TEXTS = 64  # script texts whose SHA-1 is kept (`_Sha1Memo`), for the process (ours are 16)
 
 _lock = threading.Lock()
 _server: Any = None  # the process's embedded FakeServer, made on first use
