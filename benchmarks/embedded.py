@@ -74,3 +74,26 @@ def run_embedded(
         "labels": LABELS,
         "ops": table,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m benchmarks.embedded [--rounds N] [--slice S] [--pool N]: the embedded table alone."""
+    import argparse
+
+    from . import report
+    from .server_cost import OPS
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.embedded", description=main.__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--slice", type=float, default=0.3, help="seconds per slice (default 0.3)")
+    parser.add_argument("--pool", type=int, default=300, help="existing chains / leaves (default 300)")
+    parser.add_argument("--ops", default=",".join(OPS), help="comma-separated operations (default: all)")
+    args = parser.parse_args(argv)
+    ops = [op for op in args.ops.split(",") if op]
+    rep = {"embedded": run_embedded("main", ops, args.rounds, args.slice, 10**9, args.pool)}
+    print("\n".join(report.embedded_markdown(rep)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,6 +27,8 @@ def outcome(client: Any, *command: Any) -> Any:
         return ("reply", client.execute_command(*command))
     except redis.ResponseError as exc:
         return (type(exc).__name__, str(exc))
+    except Exception as exc:  # fakeredis itself fails (a Python error, not a Redis one)
+        return ("crash", type(exc).__name__)
 
 
 def pair() -> tuple[Any, Any]:
@@ -70,6 +72,68 @@ SCRIPTS: list[tuple[Any, ...]] = [
     ("return redis.call('SET', KEYS[1], 'after-next')", 1, "k2"),
     ("leaked3 = 1 return 1", 0),  # still caught with `next` replaced
     ("return redis.call('GET', KEYS[1])", 1, "k2"),
+    # redis.call and redis.pcall on the fast path: replies, key types, arity, argument
+    # types, errors inside pcall, names in any case, numbers as arguments, expiry
+    (
+        "return {redis.call('hset', KEYS[1], 'f', 'v', 'n', 2), redis.call('HMGET', KEYS[1], 'f', 'x')}",
+        1,
+        "h2",
+    ),
+    ("return redis.call('HGET', KEYS[1], 'f')", 1, "k"),  # a string key: WRONGTYPE
+    ("return redis.pcall('HGET', KEYS[1], 'f')", 1, "k"),
+    ("return redis.call('GET', KEYS[1])", 1, "h2"),
+    ("return {redis.pcall('GET', KEYS[1])['err']}", 1, "h2"),
+    ("return redis.call('HGET', KEYS[1])", 1, "h2"),  # wrong arity
+    ("return redis.pcall('HSET', KEYS[1], 'f')", 1, "h2"),
+    ("return redis.call('HSET', KEYS[1], 'f', true)", 1, "h2"),  # not a string or number
+    ("return redis.pcall('HSET', KEYS[1], 'f', {})", 1, "h2"),
+    ("return redis.call('HINCRBY', KEYS[1], 'n', 1.5)", 1, "h2"),
+    (
+        "return {redis.call('HINCRBY', KEYS[1], 'n', 3), redis.call('HSET', KEYS[1], 'x', 2.25, 'y', 1e20)}",
+        1,
+        "h2",
+    ),
+    ("return redis.call('HGETALL', KEYS[1])", 1, "h2"),
+    ("local ok, e = pcall(redis.call, 'HGET', KEYS[1]) return {ok and 1 or 0, type(e)}", 1, "h2"),
+    ("local r = redis.pcall('GET', KEYS[1]) return {type(r), tostring(r.err)}", 1, "h2"),
+    ("return redis.pcall('NOSUCHCOMMAND', KEYS[1])", 1, "h2"),
+    ("return redis.pcall('SCRIPT', 'FLUSH')", 0),  # a command with subcommands, refused in scripts
+    ("return redis.call('OBJECT', 'ENCODING', KEYS[1])", 1, "h2"),
+    ("return redis.call('Exists', KEYS[1], KEYS[1])", 1, "h2"),
+    (
+        "return {redis.call('SET', KEYS[1], 'v'), redis.call('PEXPIREAT', KEYS[1], 1), "
+        "redis.call('EXISTS', KEYS[1])}",
+        1,
+        "gone",
+    ),
+    ("return redis.call('GET', KEYS[1])", 1, "gone"),
+    ("return {redis.call('SET', KEYS[1], 'v', 'PX', 100000), redis.call('PTTL', KEYS[1]) > 0}", 1, "px"),
+    ("redis.setresp(3) return redis.call('HGETALL', KEYS[1])", 1, "h2"),
+    ("return redis.call('UNLINK', KEYS[1])", 1, "px"),
+    ("return redis.call()", 0),
+    ("return redis.pcall()", 0),
+    ("return redis.call(1, 2)", 0),
+    ("return redis.call({}, 'x')", 0),
+    ("return pcall(redis.call)", 0),
+    # new globals before a call, however they are made, and a call after them
+    ("_G.leaked4 = 1 return redis.call('SET', 'after-global', 2)", 0),
+    ("_G['leaked' .. ARGV[1]] = 1 return redis.call('SET', 'after-global', 3)", 0, "5"),
+    ("function leaked6() end return redis.call('SET', 'after-global', 4)", 0),
+    ("rawset(_G, 'leaked7', 1) return redis.call('SET', 'after-global', 5)", 0),
+    ("table.insert(_G, 1) return redis.call('SET', 'after-global', 6)", 0),
+    ("leaked8 = 1 return redis.pcall('SET', 'after-global', 7)", 0),
+    (
+        "leaked9 = 1 local ok = pcall(redis.call, 'SET', 'after-global', 8) "
+        "return redis.call('GET', 'after-global')",
+        0,
+    ),
+    ("leaked10 = nil return redis.call('SET', 'after-global', 9)", 0),  # assigns nothing: no new global
+    ("KEYS = nil return redis.call('SET', 'after-global', 10)", 0),  # removes one: not new either
+    ("return {#KEYS, redis.call('GET', 'after-global')}", 1, "k"),  # KEYS set again: no error
+    ("setmetatable(_G, nil) leaked11 = 1 return redis.call('SET', 'after-global', 11)", 0),
+    ("return redis.call('GET', 'after-global')", 0),
+    ("setmetatable(_G, {}) leaked12 = 1 return redis.call('SET', 'after-global', 12)", 0),
+    ("return redis.call('GET', 'after-global')", 0),
 ]
 
 
@@ -122,6 +186,36 @@ def test_sha1hex_as_real_servers_have_it() -> None:
             fast.eval(f"return {bad}", 0)
 
 
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_the_sha1_memo_gives_hashlibs_digests() -> None:
+    """fakeredis's EVAL hashes the text again on every run; for a text an adapted runtime
+    ran, the memo answers a copy of the hash object made once: the same digest, and a hash
+    object that goes on like hashlib's (an update does not change the next answer)."""
+    fast = embedded.client_for(embedded.new_server())
+    text = "return ARGV[1] .. '" + "x" * 5000 + "'"
+    sha = fast.script_load(text)
+    assert sha == hashlib.sha1(text.encode()).hexdigest()
+    for arg in ("a", "b", "c"):
+        assert fast.evalsha(sha, 0, arg) == (arg + "x" * 5000).encode()
+    assert fast.script_exists(sha) == [True]
+    assert fast.eval(text, 0, "d") == ("d" + "x" * 5000).encode()  # EVAL stores a new object under sha
+    assert fast.evalsha(sha, 0, "e") == ("e" + "x" * 5000).encode()
+
+    memo = embedded._Sha1Memo(hashlib)
+    data = text.encode()
+    equal = b"".join([data[:1], data[1:]])  # equal, another object: not noted
+    memo.note(data)
+    for _ in range(2):
+        h = memo.sha1(data)
+        assert h.hexdigest() == hashlib.sha1(data).hexdigest()
+        h.update(b"more")
+        assert h.hexdigest() == hashlib.sha1(data + b"more").hexdigest()
+    assert memo.sha1(equal).hexdigest() == hashlib.sha1(data).hexdigest()
+    assert memo.sha1(data, usedforsecurity=False).hexdigest() == hashlib.sha1(data).hexdigest()
+    assert memo.sha1().hexdigest() == hashlib.sha1().hexdigest()
+    assert memo.md5(b"x").hexdigest() == hashlib.md5(b"x").hexdigest()
+
+
 def test_one_client_many_threads() -> None:
     """The direct EVALSHA path serves one request at a time per client: each thread gets
     its own reply."""
@@ -158,6 +252,41 @@ def test_closed_client_reconnects_and_a_down_server_refuses() -> None:
     finally:
         server.connected = True
     assert client.eval("return 4", 0) == 4
+
+
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_the_registry_scripts_take_the_fast_calls() -> None:
+    """The registry's scripts add no global, so the guard on _G stays engaged: their
+    redis.call / redis.pcall take the fast path, and the check after each script is cheap."""
+    server = embedded.new_server()
+    runtime = server._lua_runtime
+    reg = ThreadRegistry(embedded.client_for(server), namespace="guard", ttl=60)
+    root = reg.initialize_root("acme")
+    assert runtime._guarded()
+    leaf = reg.extend_chain(reg.extend_chain(root, "a"), "b")
+    assert reg.lookup(leaf) == "system.acme.a.b" and runtime._guarded()
+    client = embedded.client_for(server)
+    with pytest.raises(redis.ResponseError, match="global"):
+        client.eval("leaked = 1 return redis.call('PING')", 0)
+    assert not runtime._guarded()  # a global was assigned: fakeredis's own check runs now
+    lua_globals = runtime._runtime.globals()
+    if lua_globals[b"leaked"] is not None:  # older fakeredis (2.34) leaves it: every script fails
+        assert outcome(client, "EVAL", "return 1", 0)[0] == "ResponseError"
+        lua_globals[b"leaked"] = None
+    assert reg.lookup(leaf) == "system.acme.a.b" and runtime._guarded()
+
+
+@pytest.mark.skipif(not ADAPTS, reason="this fakeredis is not adapted")
+def test_adapt_leaves_a_server_it_cannot_guard_plain() -> None:
+    """A server whose Lua globals already have a metatable is not adapted (nor changed)."""
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server)
+    assert client.eval("setmetatable(_G, {}) return 1", 0) == 1
+    before = server._lua_runtime
+    assert not embedded.adapt(server)
+    assert not embedded.adapted(server) and server._lua_runtime is before
+    assert client.eval("return redis.call('PING')['ok']", 0) == b"PONG"
+    assert embedded.client_for(server).eval("return redis.sha1hex", 0) is None
 
 
 def test_the_process_has_one_embedded_server() -> None:
@@ -264,3 +393,12 @@ def test_the_direct_connection_is_not_the_pools() -> None:
     for _ in range(3):
         assert reg.lookup(leaf) == "system.acme.a.b"
         assert reg.prune_for_response(leaf)[0] == "a"
+
+
+def test_the_embedded_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benchmarks.embedded` runs the benchmark's embedded section alone."""
+    from benchmarks.embedded import main
+
+    assert main(["--rounds", "1", "--slice", "0.01", "--pool", "2", "--ops", "lookup,extend_chain_new"]) == 0
+    out = capsys.readouterr().out
+    assert "| lookup |" in out and "| extend_chain_new |" in out and "plain fakeredis" in out
