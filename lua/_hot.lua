@@ -73,8 +73,13 @@ local function plain_chain(chain)
   end
 end
 
--- Whether a stored value (6-byte deadline .. body) holds exactly `chain`, due at `at`
--- or later (compared in place, without copying the body out).
+-- Whether a stored value (6-byte deadline .. body) holds exactly `chain`: compared in
+-- place (a plain find anchored by the lengths), without copying the body out.
+local function holds(v, chain)
+  return #v == #chain + 6 and string.find(v, chain, 7, true) == 7
+end
+
+-- Whether a value read (false: none) holds exactly `chain`, due at `at` or later.
 local function holds_until(v, chain, at)
-  return v ~= false and #v == #chain + 6 and string.find(v, chain, 7, true) == 7 and F.dec_dl(v) >= at
+  return v ~= false and holds(v, chain) and F.dec_dl(v) >= at
 end

@@ -196,11 +196,7 @@ function F.prefix(chain, ends, k)
   return p
 end
 
--- Whether a stored value (6-byte deadline .. body) holds exactly the prefix p: compared
--- in place (a plain find anchored by the lengths), without copying the body out.
-function F.holds(v, p)
-  return #v == #p + 6 and string.find(v, p, 7, true) == 7
-end
+F.holds = holds  -- (_hot.lua)
 
 -- Fills ds[lo..hi] (the derived ids of the chain's prefixes of lo..hi hops) where missing.
 -- What is hashed is cut from the salted chain, made once: one string per prefix, not two.
