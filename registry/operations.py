@@ -38,6 +38,7 @@ ROOT_CHAIN_BEFORE_INIT = "system"
 # a write creates at most one mapping in the usual case).
 GC_EVERY = 32
 GC_STEP = 64
+_SWEEP = str(GC_STEP)
 GC_PASS_STEP = 512  # entries one step of gc() examines, whatever its limit
 DUMP_PAGE = 1000
 
@@ -142,12 +143,14 @@ class Operations:
         return script(name), (self._ttl_arg, random_uuid(), sweep, *args)
 
     def _write_call(self, name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
-        s, full = self._write(name, *args)
-        return Call(s, full, decode, writes=True)
+        # _write, inlined: this runs once per write operation
+        self._writes += 1
+        sweep = _SWEEP if self._writes % GC_EVERY == 0 else "0"
+        return Call(script(name), (self._ttl_arg, random_uuid(), sweep, *args), decode, True)
 
     @staticmethod
     def _read_call(name: str, decode: Callable[[Any], T], *args: str) -> Call[T]:
-        return Call(script(name), args, decode)
+        return Call(script(name), args, decode, False)
 
     @staticmethod
     def _plain_write(name: str, decode: Callable[[Any], T], *args: str, removes: bool = False) -> Call[T]:

@@ -266,7 +266,8 @@ def send_plan(
         else:
             needed = {scripts[i].sha: scripts[i] for i in todo}
             loads = [] if needed.keys() <= loaded else list(needed.values())
-            commands = [("EVALSHA", scripts[i].sha, len(keys), *keys, *calls[i].args) for i in todo]
+            heads = {sha: ("EVALSHA", sha, len(keys), *keys) for sha in needed}
+            commands = [(*heads[scripts[i].sha], *calls[i].args) for i in todo]
         wait = durability is not None and any(calls[i].writes for i in todo)
         if wait:
             assert durability is not None
@@ -317,13 +318,17 @@ def send_plan(
         ran_late: list[int] = []  # calls that ran although an earlier one of the round did not
         refresh = pause = False
         reloading: dict[str, None] = {}  # scripts the next round loads again (NOSCRIPT), in order
+        moved: BaseException | None = None  # the first reply that redirects or asks to wait
         for i, reply in zip(replied, got, strict=True):
             if isinstance(reply, NOT_RUN_HERE):
                 retry.append(i)
                 if isinstance(reply, NoScriptError):
                     loaded.clear()  # a flush or a failover took every script
                     reloading.setdefault(scripts[i].name)
-                elif isinstance(reply, MovedError):
+                    continue
+                if moved is None:
+                    moved = reply
+                if isinstance(reply, MovedError):
                     refresh = True
                     loaded.clear()  # the next round goes to another node
                 elif isinstance(reply, AskError):
@@ -347,7 +352,7 @@ def send_plan(
             ran_late += unreplied  # maybe ran, after a call of the round that did not
         if ran_late and not _reads_only(calls, [*retry, *ran_late]):
             return _interrupted_out_of_order(outcome, calls, retry, ran_late, unreplied if lost else [])
-        if any(isinstance(reply, NoScriptError) for reply in got):
+        if reloading:  # some reply of the round was NOSCRIPT
             noscript_rounds += 1
             for name in reloading:
                 hooks.script_loaded(name)
@@ -355,9 +360,6 @@ def send_plan(
             if any(calls[i].removes for i in unreplied):
                 return _interrupted_by_loss(outcome, calls, unreplied, retry, lost, retry_seconds)
             pause = refresh = True
-        moved = next(
-            (r for r in got if isinstance(r, NOT_RUN_HERE) and not isinstance(r, NoScriptError)), None
-        )
         if moved is not None or (lost is not None and unreplied):
             retries += 1
             hooks.retried(retry_reason(moved if moved is not None else lost))
@@ -726,7 +728,13 @@ class SyncTransport(TransportBase):
             if call.removes or (call.writes and self.durability is not None):  # self.planned(call)
                 return self.single_result(call, self._drive(self.plan([call])))
             head = self._heads.get(s.sha) or self.head(s)
-            return run_call(self.client, self.keys, call, self.retry_seconds, self.hooks, head)
+            try:  # run_call, its first attempt inlined
+                return run_call_once(self.client, self.keys, call, self.hooks, head)
+            except TRANSIENT as exc:
+                if not self.retry_seconds or not healable(exc):
+                    raise
+                first = exc
+            return _retry_call(self.client, self.keys, call, self.retry_seconds, self.hooks, first, head)
         finally:
             if slots is not None:
                 slots.put(None)
@@ -774,12 +782,14 @@ class SyncTransport(TransportBase):
         try:
             conn.send_packed_command(_pack(conn, commands))
             read = _reader(conn)
+            demoted = False
             for _ in commands:
                 try:
                     replies.append(read())
                 except ResponseError as exc:
                     replies.append(exc)
-            if any(isinstance(reply, ReadOnlyError) for reply in replies):
+                    demoted = demoted or isinstance(exc, ReadOnlyError)
+            if demoted:
                 conn.disconnect()  # a demoted primary: the next connection finds the new one
         except TRANSIENT as exc:
             conn.disconnect()
@@ -827,6 +837,8 @@ def _address(conn: Any) -> tuple[Any, ...]:
 
 def _packed(step: Send) -> list[tuple[Any, ...]]:
     """The wire commands of a Send: loads in MULTI/EXEC, ASKING before each script run."""
+    if not step.loads and not step.asking:
+        return step.commands  # the steady state: the commands themselves
     out: list[tuple[Any, ...]] = []
     if step.loads:
         out += [("MULTI",), *(("SCRIPT", "LOAD", source) for source in step.loads), ("EXEC",)]
@@ -878,6 +890,8 @@ def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
 
 def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
     """One reply per load and per command of a Send, from the wire replies that came."""
+    if not step.loads and not step.asking:
+        return raw[: len(step.commands)]  # one wire command per command
     out: list[Any] = []
     pos = 0
     if step.loads:
@@ -1008,7 +1022,15 @@ class AsyncTransport(TransportBase):
             if call.removes or (call.writes and self.durability is not None):  # self.planned(call)
                 return self.single_result(call, await self._drive(self.plan([call])))
             head = self._heads.get(s.sha) or self.head(s)
-            return await run_call_async(self.client, self.keys, call, self.retry_seconds, self.hooks, head)
+            try:  # run_call_async, its first attempt inlined
+                return await run_call_once_async(self.client, self.keys, call, self.hooks, head)
+            except TRANSIENT as exc:
+                if not self.retry_seconds or not healable(exc):
+                    raise
+                first = exc
+            return await _retry_call_async(
+                self.client, self.keys, call, self.retry_seconds, self.hooks, first, head
+            )
         finally:
             if slots is not None:
                 slots.release()
@@ -1052,12 +1074,14 @@ class AsyncTransport(TransportBase):
             commands = _packed(step)
             await conn.send_packed_command(_pack(conn, commands))
             read = _reader_async(conn)
+            demoted = False
             for _ in commands:
                 try:
                     replies.append(await read())
                 except ResponseError as exc:
                     replies.append(exc)
-            if any(isinstance(reply, ReadOnlyError) for reply in replies):
+                    demoted = demoted or isinstance(exc, ReadOnlyError)
+            if demoted:
                 await conn.disconnect()  # a demoted primary: the next connection finds the new one
         except TRANSIENT as exc:
             await conn.disconnect()
