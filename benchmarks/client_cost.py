@@ -6,10 +6,15 @@ subtracted from the wall time, so what remains is the client and the round trip;
 floor's remainder is redis-py plus the round trip, and ours minus the floor's is what this
 library adds in Python per call:
 
-    python -m benchmarks.client_cost [--url URL] [--rounds 7] [--calls 2000] [--profile OP]
+    python -m benchmarks.client_cost [--url URL] [--rounds 7] [--calls 2000]
+    python -m benchmarks.client_cost --fake
 
 Prints, per shape, the median wall µs per operation, the ratio floor/ours (ops/s against
-the floor, the benchmark's "client vs floor"), the server µs, and the Python overhead.
+the floor, the benchmark's "client vs floor"), the server µs, and this thread's CPU µs.
+On a busy machine the CPU figures move too (a server's longer scripts cost the client
+cache misses and kernel time); ``--fake`` measures the Python alone: the same shapes
+through redis-py's whole client path onto connections that answer at once with canned
+replies (no socket, no server), so ours minus the floor is exactly what this library adds.
 """
 
 from __future__ import annotations
@@ -206,6 +211,174 @@ def report(out: dict[str, list[tuple[float, float, float]]]) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- --fake: no socket, canned replies
+
+ID = b"0b7c2f4e-3a1d-4c2e-9f00-1234567890ab"
+
+
+def _canned(args: list[bytes], loads: list[int]) -> Any:
+    name = args[0].upper()
+    if name == b"SCRIPT":
+        loads[0] += 1
+        return b"QUEUED"
+    if name == b"EXEC":
+        n, loads[0] = loads[0], 0
+        return [b"0" * 40] * n
+    if name == b"EVALSHA":
+        return ID if len(args) > 5 else b"system\x1facme\x1fconsole"
+    return b"OK"
+
+
+class _Answers:
+    """Parses what is written (hiredis) and queues one canned reply per command."""
+
+    def __init__(self) -> None:
+        import hiredis
+
+        self.reader = hiredis.Reader()
+        self.replies: list[Any] = []
+        self.loads = [0]
+        self.at = 0
+
+    def written(self, chunks: Any) -> None:
+        self.reader.feed(chunks if isinstance(chunks, bytes) else b"".join(chunks))
+        while (command := self.reader.gets()) is not False:
+            self.replies.append(_canned(command, self.loads))
+
+    def next(self) -> Any:
+        reply = self.replies[self.at]
+        self.at += 1
+        if self.at == len(self.replies):
+            self.replies, self.at = [], 0
+        return reply
+
+
+class FakeConnection(redis.Connection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answers = _Answers()
+
+    def connect(self) -> None:
+        self._sock = True  # type: ignore[assignment]
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        self.connect()
+
+    def can_read(self, timeout: float = 0) -> bool:
+        return False
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._answers.written(command)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._answers.next()
+
+
+class FakeAsyncConnection(redis.asyncio.Connection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answers = _Answers()
+
+    async def connect(self) -> None:
+        pass
+
+    async def can_read(self, timeout: float = 0) -> bool:  # type: ignore[override]
+        return False
+
+    async def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._answers.written(command)
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._answers.next()
+
+
+def measure_fake(rounds: int, calls: int) -> dict[str, list[float]]:
+    """shape -> [CPU µs per operation] per round, on canned-reply connections."""
+    client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=FakeConnection))
+    aclient = redis.asyncio.Redis(
+        connection_pool=redis.asyncio.ConnectionPool(connection_class=FakeAsyncConnection)
+    )
+    reg = ThreadRegistry(client, namespace="cc", ttl=TTL_S)
+    areg = AsyncThreadRegistry(aclient, namespace="cc", ttl=TTL_S)
+    keys, sha, tid = reg._ops.keys, "0" * 40, ID.decode()
+    ext_args = (*HEAD, tid, "hop-000000", "")
+
+    def batch(r: Any, op: str) -> Any:
+        b = r.batch()
+        for _ in range(100):
+            if op == "lookup":
+                b.lookup(tid)
+            else:
+                b.extend_chain(tid, "hop-000000")
+        return b.execute()
+
+    def floor_batch() -> Any:
+        p = client.pipeline(transaction=False)
+        for _ in range(100):
+            p.execute_command("EVALSHA", sha, 3, *keys, *ext_args)
+        return p.execute()
+
+    sync: dict[str, tuple[Callable[[], Any], int]] = {
+        "floor extend": (lambda: client.execute_command("EVALSHA", sha, 3, *keys, *ext_args), 1),
+        "floor lookup": (lambda: client.execute_command("EVALSHA", sha, 3, *keys, tid), 1),
+        "lookup": (lambda: reg.lookup(tid), 1),
+        "extend_chain": (lambda: reg.extend_chain(tid, "hop-000000"), 1),
+        "floor pipeline x100": (floor_batch, 100),
+        "batch100 lookup": (lambda: batch(reg, "lookup"), 100),
+        "batch100 extend_chain": (lambda: batch(reg, "extend_chain"), 100),
+    }
+    asy: dict[str, tuple[Callable[[], Awaitable[Any]], int]] = {
+        "async floor extend": (lambda: aclient.execute_command("EVALSHA", sha, 3, *keys, *ext_args), 1),
+        "async lookup": (lambda: areg.lookup(tid), 1),
+        "async extend_chain": (lambda: areg.extend_chain(tid, "hop-000000"), 1),
+        "async batch100 lookup": (lambda: batch(areg, "lookup"), 100),
+        "async batch100 extend_chain": (lambda: batch(areg, "extend_chain"), 100),
+    }
+    loop = asyncio.new_event_loop()
+    out: dict[str, list[float]] = {}
+
+    async def awaited(fn: Callable[[], Awaitable[Any]], n: int) -> None:
+        for _ in range(n):
+            await fn()
+
+    try:
+        for rnd in range(rounds + 1):  # round 0 warms up
+            for name in list(sync) + list(asy):
+                fn, k = sync[name] if name in sync else asy[name]  # type: ignore[assignment]
+                n = max(2, calls // k)
+                start = time.thread_time()
+                if name in sync:
+                    for _ in range(n):
+                        fn()
+                else:
+                    loop.run_until_complete(awaited(fn, n))  # type: ignore[arg-type]
+                if rnd:
+                    out.setdefault(name, []).append((time.thread_time() - start) * 1e6 / (n * k))
+    finally:
+        loop.close()
+    return out
+
+
+def report_fake(out: dict[str, list[float]]) -> list[str]:
+    med = {name: statistics.median(v) for name, v in out.items()}
+    lines = [f"{'shape':<32} {'CPU µs/op':>9} {'- floor':>8}"]
+    for name, cpu in med.items():
+        if "100" in name:  # batches against redis-py's own pipeline of 100 no-op EVALSHAs
+            floor = med["floor pipeline x100"]
+        elif name.startswith("async"):
+            floor = med["async floor extend"]
+        else:
+            floor = med["floor lookup" if "lookup" in name else "floor extend"]
+        lines.append(f"{name:<32} {cpu:>9.2f} {cpu - floor:>+8.2f}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.client_cost", description=__doc__.split("\n")[0]
@@ -213,7 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a Redis URL (default: a throwaway redis-server)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--fake", action="store_true", help="no server: canned replies, Python alone")
     args = parser.parse_args(argv)
+    if args.fake:
+        print(f"{args.rounds} rounds x {args.calls} operations per shape; no socket, canned replies")
+        for line in report_fake(measure_fake(args.rounds, args.calls)):
+            print(line)
+        return 0
     with redis_url(args.url) as (url, _):
         lines = report(measure(url, args.rounds, args.calls))
     print(

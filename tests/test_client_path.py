@@ -4,6 +4,8 @@ the same ids, the same waiting for connections."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -116,3 +118,15 @@ def test_async_calls_that_fail_give_their_slots_back(redis_server: RedisServer) 
         await reg.aclose()
 
     asyncio.run(main())
+
+
+def test_the_client_cost_benchmark_runs_without_a_server() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.client_cost", "--fake", "--rounds", "1", "--calls", "200"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line[:32].strip() for line in done.stdout.splitlines()[2:]}
+    assert {"floor extend", "extend_chain", "batch100 lookup", "async batch100 extend_chain"} <= rows
