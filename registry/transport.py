@@ -849,7 +849,7 @@ def _packed(step: Send) -> list[tuple[Any, ...]]:
     return out
 
 
-KEYED = ("EVALSHA", "EVAL", "HINCRBY")
+KEYED = ("EVALSHA", "EVAL", "HINCRBY")  # the commands of a Send that name the namespace's keys
 
 _hiredis_pack: Any = None
 with contextlib.suppress(ImportError):  # hiredis is optional
@@ -876,16 +876,20 @@ def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
     key = (type(conn), getattr(encoder, "encoding", ""), getattr(encoder, "encoding_errors", ""))
     fast = _fast_packing.get(key)
     if fast is None:
-        cls = type(conn)
-        fast = _fast_packing[key] = (
-            _hiredis_pack is not None
-            and (cls.pack_commands, cls.pack_command) in _STOCK_PACKERS
-            and codecs.lookup(key[1] or "ascii").name == "utf-8"
-            and key[2] == "strict"
-        )
+        fast = _fast_packing[key] = _hiredis_packs_alike(*key)
     if not fast:
         return conn.pack_commands(commands)
-    return [b"".join(map(_hiredis_pack, commands))]  # the commands of a Send that name the namespace's keys
+    return [b"".join(map(_hiredis_pack, commands))]
+
+
+def _hiredis_packs_alike(cls: Any, encoding: str, errors: str) -> bool:
+    """Whether hiredis packs what connections of `cls` with this encoding would."""
+    if _hiredis_pack is None or (cls.pack_commands, cls.pack_command) not in _STOCK_PACKERS:
+        return False
+    try:
+        return codecs.lookup(encoding).name == "utf-8" and errors == "strict"
+    except LookupError:
+        return False
 
 
 def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
