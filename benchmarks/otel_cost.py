@@ -4,7 +4,8 @@ machine noise hits all alike):
 
 - ``none``: uninstrumented, exactly as when the API is not installed (telemetry.attach
   finds no API and wraps nothing);
-- ``api``: the API installed, no SDK (the global no-op providers);
+- ``api``: the API installed, no SDK (the global proxy providers; the wrappers then
+  skip recording until a global provider is set, so this is close to ``none``);
 - ``sdk``: the SDK with an in-memory metric reader and an in-memory span exporter.
 
     python -m benchmarks.otel_cost [--url URL] [--rounds 15] [--ops 2000] [--fake]

@@ -80,43 +80,43 @@ class AsyncThreadRegistry(RegistryBase):
     # ------------------------------------------------------------ operations
 
     async def initialize_root(self, organism_name: str = "organism") -> str:
-        return await self._run(self._ops.initialize_root(organism_name))
+        return await self._transport.run(self._ops.initialize_root(organism_name))
 
     async def get_or_create(self, chain: Chain) -> str:
-        return await self._run(self._ops.get_or_create(chain))
+        return await self._transport.run(self._ops.get_or_create(chain))
 
     async def lookup(self, thread_id: ThreadId) -> str | None:
-        return await self._run(self._ops.lookup(thread_id))
+        return await self._transport.run(self._ops.lookup(thread_id))
 
     async def lookup_hops(self, thread_id: ThreadId) -> tuple[str, ...] | None:
-        return await self._run(self._ops.lookup_hops(thread_id))
+        return await self._transport.run(self._ops.lookup_hops(thread_id))
 
     async def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> str:
-        return await self._run(self._ops.extend_chain(current_uuid, next_hop))
+        return await self._transport.run(self._ops.extend_chain(current_uuid, next_hop))
 
     async def prune_for_response(self, thread_id: ThreadId, *, drop: bool = False) -> Route:
-        return await self._run(self._ops.prune_for_response(thread_id, drop))
+        return await self._transport.run(self._ops.prune_for_response(thread_id, drop))
 
     async def start_chain(self, initiator: str, target: str) -> str:
-        return await self._run(self._ops.start_chain(initiator, target))
+        return await self._transport.run(self._ops.start_chain(initiator, target))
 
     async def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> str:
-        return await self._run(self._ops.register_thread(thread_id, initiator, target))
+        return await self._transport.run(self._ops.register_thread(thread_id, initiator, target))
 
     async def initialize_table_root(self, table: str, organism: str) -> str:
-        return await self._run(self._ops.initialize_table_root(table, organism))
+        return await self._transport.run(self._ops.initialize_table_root(table, organism))
 
     async def get_table_root(self, table: str) -> str | None:
-        return await self._run(self._ops.get_table_root(table))
+        return await self._transport.run(self._ops.get_table_root(table))
 
     async def get_table_for_thread(self, thread_id: ThreadId) -> str | None:
-        return await self._run(self._ops.get_table_for_thread(thread_id))
+        return await self._transport.run(self._ops.get_table_for_thread(thread_id))
 
     async def cleanup(self, thread_id: ThreadId) -> None:
-        await self._run(self._ops.cleanup(thread_id))
+        await self._transport.run(self._ops.cleanup(thread_id))
 
     async def clear(self) -> None:
-        await self._run(self._ops.clear())
+        await self._transport.run(self._ops.clear())
 
     async def gc(self, limit: int = 1000) -> int:
         return await self._drive(self._ops.gc(limit))

@@ -36,6 +36,17 @@ def run_entries(entries: Sequence[Entry]) -> Generator[list[Call[Any]], list[Any
     lost its replies) stops the batch: nothing after it is sent; entries not begun get
     NOT_RUN, multi-step entries cut short get UNKNOWN.
     """
+    calls = [entry for entry in entries if type(entry) is Call]
+    if calls and len(calls) == len(entries):
+        # Single calls only (the usual batch): one round trip, each reply decoded in place.
+        # A reply that is an error, UNKNOWN or NOT_RUN is the result; no entry follows.
+        replies = yield calls
+        return [
+            reply
+            if isinstance(reply, Exception) or reply is UNKNOWN or reply is NOT_RUN
+            else call.decode(reply)
+            for call, reply in zip(calls, replies, strict=True)
+        ]
     results: list[Any] = [None] * len(entries)
     i = 0
     while i < len(entries):
@@ -109,7 +120,8 @@ class _Queue:
         return len(self._entries)
 
     def _add(self, entry: Entry) -> Self:
-        self._check_unused()
+        if self._executed:
+            self._check_unused()  # raises
         self._entries.append(entry)
         return self
 

@@ -87,7 +87,7 @@ class ThreadRegistry(RegistryBase):
             InvalidHopError: a bad organism name.
             RootConflictError: the namespace's live root is for another organism.
         """
-        return self._run(self._ops.initialize_root(organism_name))
+        return self._transport.run(self._ops.initialize_root(organism_name))
 
     def get_or_create(self, chain: Chain) -> str:
         """The id of a chain, bound now if it has none; touches it and its ancestors.
@@ -101,7 +101,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             InvalidHopError: a bad hop, or an empty chain or one over 256 hops.
         """
-        return self._run(self._ops.get_or_create(chain))
+        return self._transport.run(self._ops.get_or_create(chain))
 
     def lookup(self, thread_id: ThreadId) -> str | None:
         """The chain of a thread, its hops joined with ``.``; never writes.
@@ -112,7 +112,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
-        return self._run(self._ops.lookup(thread_id))
+        return self._transport.run(self._ops.lookup(thread_id))
 
     def lookup_hops(self, thread_id: ThreadId) -> tuple[str, ...] | None:
         """The hops of a thread's chain, exactly as pushed; never writes.
@@ -123,7 +123,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
-        return self._run(self._ops.lookup_hops(thread_id))
+        return self._transport.run(self._ops.lookup_hops(thread_id))
 
     def extend_chain(self, current_uuid: ThreadId, next_hop: str) -> str:
         """The id of the chain of `current_uuid` plus `next_hop`, bound now if new.
@@ -143,7 +143,7 @@ class ThreadRegistry(RegistryBase):
             UnknownThreadError: strict mode, and `current_uuid` names no live thread.
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
-        return self._run(self._ops.extend_chain(current_uuid, next_hop))
+        return self._transport.run(self._ops.extend_chain(current_uuid, next_hop))
 
     def prune_for_response(self, thread_id: ThreadId, *, drop: bool = False) -> Route:
         """Where the answer to `thread_id` goes: its chain without the last hop.
@@ -165,7 +165,7 @@ class ThreadRegistry(RegistryBase):
             OutcomeUnknownError: the reply was lost; it ran once or not at all.
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
-        return self._run(self._ops.prune_for_response(thread_id, drop))
+        return self._transport.run(self._ops.prune_for_response(thread_id, drop))
 
     def start_chain(self, initiator: str, target: str) -> str:
         """Get or create the two-hop chain ``[initiator, target]``.
@@ -173,7 +173,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             InvalidHopError: a bad hop.
         """
-        return self._run(self._ops.start_chain(initiator, target))
+        return self._transport.run(self._ops.start_chain(initiator, target))
 
     def register_thread(self, thread_id: ThreadId, initiator: str, target: str) -> str:
         """Bind an id assigned outside to root + ``[initiator, target]``.
@@ -190,7 +190,7 @@ class ThreadRegistry(RegistryBase):
             InvalidHopError: a bad hop.
             ThreadIdConflictError: `thread_id` is bound to another chain.
         """
-        return self._run(self._ops.register_thread(thread_id, initiator, target))
+        return self._transport.run(self._ops.register_thread(thread_id, initiator, target))
 
     def initialize_table_root(self, table: str, organism: str) -> str:
         """Get or create the root of a table, chain ``[table, organism]``; never expires.
@@ -199,7 +199,7 @@ class ThreadRegistry(RegistryBase):
             InvalidHopError: a bad table or organism name.
             RootConflictError: the table's live root is for another organism.
         """
-        return self._run(self._ops.initialize_table_root(table, organism))
+        return self._transport.run(self._ops.initialize_table_root(table, organism))
 
     def get_table_root(self, table: str) -> str | None:
         """The id of a table's root, or None if the table has none; never writes.
@@ -207,7 +207,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             InvalidHopError: a bad table name.
         """
-        return self._run(self._ops.get_table_root(table))
+        return self._transport.run(self._ops.get_table_root(table))
 
     def get_table_for_thread(self, thread_id: ThreadId) -> str | None:
         """The first hop of the thread's chain when it names a table root, else None.
@@ -215,7 +215,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
-        return self._run(self._ops.get_table_for_thread(thread_id))
+        return self._transport.run(self._ops.get_table_for_thread(thread_id))
 
     def cleanup(self, thread_id: ThreadId) -> None:
         """Remove one mapping, both directions (descendants keep theirs).
@@ -227,7 +227,7 @@ class ThreadRegistry(RegistryBase):
             OutcomeUnknownError: the reply was lost; it ran once or not at all.
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
-        self._run(self._ops.cleanup(thread_id))
+        self._transport.run(self._ops.cleanup(thread_id))
 
     def clear(self) -> None:
         """Remove this namespace, and only it (UNLINK); resets this instance's root.
@@ -235,7 +235,7 @@ class ThreadRegistry(RegistryBase):
         Raises:
             OutcomeUnknownError: the reply was lost; it ran once or not at all.
         """
-        self._run(self._ops.clear())
+        self._transport.run(self._ops.clear())
 
     def gc(self, limit: int = 1000) -> int:
         """Reclaim expired mappings now, in bounded steps, over one pass at most.

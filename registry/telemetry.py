@@ -25,7 +25,11 @@ Instruments (meter and tracer named ``redis-thread-registry``, with its version)
 
 How it hooks in: a registry made while the API is importable gets per-instance
 wrappers of its operation methods (a registry made without it keeps the class's
-methods untouched), and its transport reports retries and reloads to `Hooks`.
+methods untouched), and its transport reports retries and reloads to `Hooks`. While it
+records through the global providers and none has been set (the API installed without an
+SDK), a wrapper costs one check per call and a batch is left plain: the API's proxies
+would drop everything anyway. A global provider set later is recorded through from the
+next call (and the next batch made) on.
 """
 
 from __future__ import annotations
@@ -175,6 +179,20 @@ class Telemetry(Hooks):
         )
         self.namespace = namespace
         self.address: Callable[[], dict[str, Any]] = dict
+        # The API's global state, read on every call while this registry records through
+        # the global providers (None: it was given providers of its own, or the API keeps
+        # its state elsewhere than this version does).
+        given = meter_provider is not None or tracer_provider is not None
+        self._globals: tuple[Any, Any] | None = None if given else _global_state(metrics, trace)
+
+    def idle(self) -> bool:
+        """Whether recording would do nothing right now: no provider was given, and no
+        global one has been set (by code or by the environment). The API's proxies then
+        drop every measurement and make every span non-recording, so the wrappers skip
+        them; once a global provider is set, the proxies forward to it, and the wrappers
+        record through them from the next call on."""
+        state = self._globals
+        return state is not None and state[0]._TRACER_PROVIDER is None and state[1]._METER_PROVIDER is None
 
     # transport events: log as the base does, and count
     def retried(self, reason: str) -> None:
@@ -233,10 +251,10 @@ class Telemetry(Hooks):
 
     def wrap(self, operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
         name = f"thread_registry {operation}"
+        state = self._globals
         if inspect.iscoroutinefunction(method):
 
-            @functools.wraps(method)
-            async def awaited(*args: Any, **kwargs: Any) -> Any:
+            async def recorded_awaited(*args: Any, **kwargs: Any) -> Any:
                 span, token = self.begin(name, self.span_attributes(operation, args))
                 start = time.perf_counter()
                 try:
@@ -251,10 +269,19 @@ class Telemetry(Hooks):
                 finally:
                     self.end(span, token)
 
+            if state is None:
+                return functools.wraps(method)(recorded_awaited)
+            tracing, metering = state
+
+            @functools.wraps(method)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                if tracing._TRACER_PROVIDER is None and metering._METER_PROVIDER is None:  # idle()
+                    return await method(*args, **kwargs)
+                return await recorded_awaited(*args, **kwargs)
+
             return awaited
 
-        @functools.wraps(method)
-        def called(*args: Any, **kwargs: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
             span, token = self.begin(name, self.span_attributes(operation, args))
             start = time.perf_counter()
             try:
@@ -268,6 +295,16 @@ class Telemetry(Hooks):
                 return result
             finally:
                 self.end(span, token)
+
+        if state is None:
+            return functools.wraps(method)(recorded)
+        tracing, metering = state
+
+        @functools.wraps(method)
+        def called(*args: Any, **kwargs: Any) -> Any:
+            if tracing._TRACER_PROVIDER is None and metering._METER_PROVIDER is None:  # idle()
+                return method(*args, **kwargs)
+            return recorded(*args, **kwargs)
 
         return called
 
@@ -360,6 +397,26 @@ class Telemetry(Hooks):
             self.failed(span, error)
 
 
+def _global_state(metrics: Any, trace: Any) -> tuple[Any, Any] | None:
+    """The modules that hold the API's global tracer and meter providers (None until one
+    is set), when this version of the API keeps them there; else None, and the wrappers
+    record through the proxies on every call, as they would without this shortcut."""
+    import importlib
+
+    try:
+        metering = importlib.import_module(f"{metrics.__name__}._internal")
+    except ImportError:
+        return None
+    tracing = trace
+    if not all(hasattr(m, a) for m, a in ((tracing, "_TRACER_PROVIDER"), (metering, "_METER_PROVIDER"))):
+        return None
+    if tracing.get_tracer_provider() is not getattr(tracing, "_PROXY_TRACER_PROVIDER", None):
+        return None  # not the proxy, though no global is set: another API than this one knows
+    if metrics.get_meter_provider() is not getattr(metering, "_PROXY_METER_PROVIDER", None):
+        return None
+    return tracing, metering
+
+
 def _server_address(client: Any, key: str) -> Callable[[], dict[str, Any]]:
     """server.address / server.port for spans: the slot's owner on a cluster (looked up
     per span: it moves), the configured host elsewhere (nothing for Sentinel: the
@@ -404,7 +461,10 @@ def attach(registry: Any, meter_provider: Any = None, tracer_provider: Any = Non
 
     @functools.wraps(make_batch)
     def batch() -> Any:
-        return telemetry.instrument_batch(make_batch())
+        # A batch made while recording is idle stays plain (queueing costs nothing more);
+        # one made once a provider is set records its operations and its execution.
+        made = make_batch()
+        return made if telemetry.idle() else telemetry.instrument_batch(made)
 
     registry.batch = batch
     registry._transport.hooks = telemetry

@@ -52,9 +52,10 @@ Rules of the plan (everything that decides what is sent again lives in `send_pla
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import functools
-import threading
+import queue
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -265,7 +266,8 @@ def send_plan(
         else:
             needed = {scripts[i].sha: scripts[i] for i in todo}
             loads = [] if needed.keys() <= loaded else list(needed.values())
-            commands = [("EVALSHA", scripts[i].sha, len(keys), *keys, *calls[i].args) for i in todo]
+            heads = {sha: ("EVALSHA", sha, len(keys), *keys) for sha in needed}
+            commands = [(*heads[scripts[i].sha], *calls[i].args) for i in todo]
         wait = durability is not None and any(calls[i].writes for i in todo)
         if wait:
             assert durability is not None
@@ -316,13 +318,17 @@ def send_plan(
         ran_late: list[int] = []  # calls that ran although an earlier one of the round did not
         refresh = pause = False
         reloading: dict[str, None] = {}  # scripts the next round loads again (NOSCRIPT), in order
+        moved: BaseException | None = None  # the first reply that redirects or asks to wait
         for i, reply in zip(replied, got, strict=True):
             if isinstance(reply, NOT_RUN_HERE):
                 retry.append(i)
                 if isinstance(reply, NoScriptError):
                     loaded.clear()  # a flush or a failover took every script
                     reloading.setdefault(scripts[i].name)
-                elif isinstance(reply, MovedError):
+                    continue
+                if moved is None:
+                    moved = reply
+                if isinstance(reply, MovedError):
                     refresh = True
                     loaded.clear()  # the next round goes to another node
                 elif isinstance(reply, AskError):
@@ -346,7 +352,7 @@ def send_plan(
             ran_late += unreplied  # maybe ran, after a call of the round that did not
         if ran_late and not _reads_only(calls, [*retry, *ran_late]):
             return _interrupted_out_of_order(outcome, calls, retry, ran_late, unreplied if lost else [])
-        if any(isinstance(reply, NoScriptError) for reply in got):
+        if reloading:  # some reply of the round was NOSCRIPT
             noscript_rounds += 1
             for name in reloading:
                 hooks.script_loaded(name)
@@ -354,9 +360,6 @@ def send_plan(
             if any(calls[i].removes for i in unreplied):
                 return _interrupted_by_loss(outcome, calls, unreplied, retry, lost, retry_seconds)
             pause = refresh = True
-        moved = next(
-            (r for r in got if isinstance(r, NOT_RUN_HERE) and not isinstance(r, NoScriptError)), None
-        )
         if moved is not None or (lost is not None and unreplied):
             retries += 1
             hooks.retried(retry_reason(moved if moved is not None else lost))
@@ -488,25 +491,52 @@ def check_durability(outcome: Outcome, durability: Durability | None, results: l
 
 
 def run_call(
-    client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0, hooks: Hooks = LOGGING_ONLY
+    client: Any,
+    keys: Sequence[str],
+    call: Call[T],
+    retry_seconds: float = 0.0,
+    hooks: Hooks = LOGGING_ONLY,
+    head: Sequence[Any] | None = None,
 ) -> T:
-    """Send one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
+    """Send one Call; through a failover, retry for up to `retry_seconds` (idempotent).
+    `head`: the command's first arguments up to the script's own (see `evalsha_head`)."""
+    try:
+        return run_call_once(client, keys, call, hooks, head)
+    except TRANSIENT as exc:
+        if not retry_seconds or not healable(exc):
+            raise
+        first = exc
+    return _retry_call(client, keys, call, retry_seconds, hooks, first, head)
+
+
+def _retry_call(
+    client: Any,
+    keys: Sequence[str],
+    call: Call[T],
+    retry_seconds: float,
+    hooks: Hooks,
+    first: BaseException,
+    head: Sequence[Any] | None,
+) -> T:
+    """run_call after its first attempt failed with `first` (the budget counts from it)."""
     backoff = Backoff(retry_seconds)
     retries = 0
+    exc: BaseException = first
     while True:
+        delay = backoff.next_delay() if healable(exc) else None
+        if delay is None:
+            _stalled(hooks, retries, backoff, ok=False)
+            raise exc
+        retries += 1
+        hooks.retried(retry_reason(exc))
+        time.sleep(delay)
         try:
-            result = run_call_once(client, keys, call, hooks)
-        except TRANSIENT as exc:
-            delay = backoff.next_delay() if healable(exc) else None
-            if delay is None:
-                _stalled(hooks, retries, backoff, ok=False)
-                raise
-            retries += 1
-            hooks.retried(retry_reason(exc))
+            result = run_call_once(client, keys, call, hooks, head)
+        except TRANSIENT as again:
+            exc = again
         else:
             _stalled(hooks, retries, backoff, ok=True)
             return result
-        time.sleep(delay or 0.0)
 
 
 def load_here(client: Any, keys: Sequence[str], s: Script) -> None:
@@ -529,14 +559,22 @@ async def load_here_async(client: Any, keys: Sequence[str], s: Script) -> None:
         await client.script_load(s.source)
 
 
-def run_call_once(client: Any, keys: Sequence[str], call: Call[T], hooks: Hooks = LOGGING_ONLY) -> T:
+def run_call_once(
+    client: Any,
+    keys: Sequence[str],
+    call: Call[T],
+    hooks: Hooks = LOGGING_ONLY,
+    head: Sequence[Any] | None = None,
+) -> T:
     """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
     s = call.script
     if s is None:
         return call.decode(None)
     try:
         try:
-            reply = client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+            if head is None:
+                head = ("EVALSHA", s.sha, len(keys), *keys)
+            reply = client.execute_command(*head, *call.args)
         except NoScriptError:
             hooks.script_loaded(s.name)
             load_here(client, keys, s)
@@ -573,6 +611,30 @@ def connection_limit(client: Any) -> int | None:
     return None
 
 
+def _ascii_compatible(client: Any) -> bool:
+    """Whether the client writes ASCII text as ASCII bytes (every encoding redis-py users
+    pick does; UTF-16 would not), so the keys and SHA may go as bytes made once."""
+    try:
+        encoded = client.get_encoder().encode("EVALSHA threadreg:{ns}:meta 0123456789abcdef")
+    except Exception:
+        return False
+    return bool(encoded == b"EVALSHA threadreg:{ns}:meta 0123456789abcdef")
+
+
+def evalsha_head(s: Script, keys: Sequence[str], as_bytes: bool) -> tuple[Any, ...]:
+    """``EVALSHA sha numkeys *keys``: what every run of `s` starts with. As bytes when the
+    client's encoding writes ASCII as ASCII (then the client encodes only the script's own
+    arguments per call; the command name stays str, which clients dispatch on)."""
+    if not as_bytes:
+        return ("EVALSHA", s.sha, len(keys), *keys)
+    return (
+        "EVALSHA",
+        s.sha.encode("ascii"),
+        str(len(keys)).encode("ascii"),
+        *(k.encode("ascii") for k in keys),
+    )
+
+
 class TransportBase:
     """What both transports hold: the client, the namespace's keys, the durability and
     retry settings, which scripts the server is known to have, and how many calls may
@@ -596,6 +658,15 @@ class TransportBase:
         self.loaded_server: object = None  # ... and which server that was
         self.limit = connection_limit(client)
         self.hooks: Hooks = LOGGING_ONLY  # told of retries and reloads (telemetry.attach sets its own)
+        self._ascii_wire = _ascii_compatible(client)
+        self._heads: dict[str, tuple[Any, ...]] = {}  # script SHA -> evalsha_head
+
+    def head(self, s: Script) -> tuple[Any, ...]:
+        """The fast path's ``EVALSHA sha numkeys *keys`` for `s`, made once per script."""
+        head = self._heads.get(s.sha)
+        if head is None:
+            head = self._heads[s.sha] = evalsha_head(s, self.keys, self._ascii_wire)
+        return head
 
     def same_server(self, server: object, step: Send) -> bool:
         """Whether `loaded` speaks of `server`; if not, it is forgotten, and a Send that
@@ -639,17 +710,44 @@ class SyncTransport(TransportBase):
         retry_seconds: float | None = None,
     ) -> None:
         super().__init__(client, keys, durability, retry_seconds)
-        self._slots = threading.BoundedSemaphore(self.limit) if self.limit else contextlib.nullcontext()
+        # One token per connection the pool lends: a call takes one, or waits for one.
+        self._slots: queue.SimpleQueue[None] | None = None
+        if self.limit:
+            self._slots = queue.SimpleQueue()
+            for _ in range(self.limit):
+                self._slots.put(None)
 
     def run(self, call: Call[T]) -> T:
-        with self._slots:
-            if not self.planned(call) or call.script is None:
-                return run_call(self.client, self.keys, call, self.retry_seconds, self.hooks)
-            return self.single_result(call, self._drive(self.plan([call])))
+        s = call.script
+        if s is None:
+            return call.decode(None)  # known without asking (a read with a malformed id)
+        slots = self._slots
+        if slots is not None:
+            slots.get()
+        try:
+            if call.removes or (call.writes and self.durability is not None):  # self.planned(call)
+                return self.single_result(call, self._drive(self.plan([call])))
+            head = self._heads.get(s.sha) or self.head(s)
+            try:  # run_call, its first attempt inlined
+                return run_call_once(self.client, self.keys, call, self.hooks, head)
+            except TRANSIENT as exc:
+                if not self.retry_seconds or not healable(exc):
+                    raise
+                first = exc
+            return _retry_call(self.client, self.keys, call, self.retry_seconds, self.hooks, first, head)
+        finally:
+            if slots is not None:
+                slots.put(None)
 
     def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        with self._slots:
+        slots = self._slots
+        if slots is not None:
+            slots.get()
+        try:
             return self._drive(self.plan(calls))
+        finally:
+            if slots is not None:
+                slots.put(None)
 
     def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
@@ -682,14 +780,16 @@ class SyncTransport(TransportBase):
         commands = _packed(step)
         replies: list[Any] = []
         try:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command(_pack(conn, commands))
             read = _reader(conn)
+            demoted = False
             for _ in commands:
                 try:
                     replies.append(read())
                 except ResponseError as exc:
                     replies.append(exc)
-            if any(isinstance(reply, ReadOnlyError) for reply in replies):
+                    demoted = demoted or isinstance(exc, ReadOnlyError)
+            if demoted:
                 conn.disconnect()  # a demoted primary: the next connection finds the new one
         except TRANSIENT as exc:
             conn.disconnect()
@@ -737,6 +837,8 @@ def _address(conn: Any) -> tuple[Any, ...]:
 
 def _packed(step: Send) -> list[tuple[Any, ...]]:
     """The wire commands of a Send: loads in MULTI/EXEC, ASKING before each script run."""
+    if not step.loads and not step.asking:
+        return step.commands  # the steady state: the commands themselves
     out: list[tuple[Any, ...]] = []
     if step.loads:
         out += [("MULTI",), *(("SCRIPT", "LOAD", source) for source in step.loads), ("EXEC",)]
@@ -749,9 +851,51 @@ def _packed(step: Send) -> list[tuple[Any, ...]]:
 
 KEYED = ("EVALSHA", "EVAL", "HINCRBY")  # the commands of a Send that name the namespace's keys
 
+_hiredis_pack: Any = None
+with contextlib.suppress(ImportError):  # hiredis is optional
+    from hiredis import pack_command as _hiredis_pack
+
+# redis-py's own packers: a connection class that keeps them packs the same bytes as hiredis
+_STOCK_PACKERS = (
+    (redis.connection.AbstractConnection.pack_commands, redis.connection.AbstractConnection.pack_command),
+    (
+        redis.asyncio.connection.AbstractConnection.pack_commands,
+        redis.asyncio.connection.AbstractConnection.pack_command,
+    ),
+)
+_fast_packing: dict[tuple[type, str, str], bool] = {}
+
+
+def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """The RESP of a Send's commands, as ``conn.pack_commands`` would make it. redis-py
+    encodes every argument in Python (about 8 µs for a script run); hiredis's packer
+    does it in C. Used only where it gives the same bytes: a connection class that
+    keeps redis-py's packing (the embedded backend's does not: it skips RESP), writing
+    UTF-8, strictly, as hiredis does."""
+    encoder = getattr(conn, "encoder", None)
+    key = (type(conn), getattr(encoder, "encoding", ""), getattr(encoder, "encoding_errors", ""))
+    fast = _fast_packing.get(key)
+    if fast is None:
+        fast = _fast_packing[key] = _hiredis_packs_alike(*key)
+    if not fast:
+        return conn.pack_commands(commands)
+    return [b"".join(map(_hiredis_pack, commands))]
+
+
+def _hiredis_packs_alike(cls: Any, encoding: str, errors: str) -> bool:
+    """Whether hiredis packs what connections of `cls` with this encoding would."""
+    if _hiredis_pack is None or (cls.pack_commands, cls.pack_command) not in _STOCK_PACKERS:
+        return False
+    try:
+        return codecs.lookup(encoding).name == "utf-8" and errors == "strict"
+    except LookupError:
+        return False
+
 
 def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
     """One reply per load and per command of a Send, from the wire replies that came."""
+    if not step.loads and not step.asking:
+        return raw[: len(step.commands)]  # one wire command per command
     out: list[Any] = []
     pos = 0
     if step.loads:
@@ -780,29 +924,59 @@ def _unpacked(step: Send, raw: list[Any]) -> list[Any]:
 
 
 async def run_call_async(
-    client: Any, keys: Sequence[str], call: Call[T], retry_seconds: float = 0.0, hooks: Hooks = LOGGING_ONLY
+    client: Any,
+    keys: Sequence[str],
+    call: Call[T],
+    retry_seconds: float = 0.0,
+    hooks: Hooks = LOGGING_ONLY,
+    head: Sequence[Any] | None = None,
 ) -> T:
     """Await one Call; through a failover, retry for up to `retry_seconds` (idempotent)."""
+    try:
+        return await run_call_once_async(client, keys, call, hooks, head)
+    except TRANSIENT as exc:
+        if not retry_seconds or not healable(exc):
+            raise
+        first = exc
+    return await _retry_call_async(client, keys, call, retry_seconds, hooks, first, head)
+
+
+async def _retry_call_async(
+    client: Any,
+    keys: Sequence[str],
+    call: Call[T],
+    retry_seconds: float,
+    hooks: Hooks,
+    first: BaseException,
+    head: Sequence[Any] | None,
+) -> T:
+    """As _retry_call, awaited."""
     backoff = Backoff(retry_seconds)
     retries = 0
+    exc: BaseException = first
     while True:
+        delay = backoff.next_delay() if healable(exc) else None
+        if delay is None:
+            _stalled(hooks, retries, backoff, ok=False)
+            raise exc
+        retries += 1
+        hooks.retried(retry_reason(exc))
+        await asyncio.sleep(delay)
         try:
-            result = await run_call_once_async(client, keys, call, hooks)
-        except TRANSIENT as exc:
-            delay = backoff.next_delay() if healable(exc) else None
-            if delay is None:
-                _stalled(hooks, retries, backoff, ok=False)
-                raise
-            retries += 1
-            hooks.retried(retry_reason(exc))
+            result = await run_call_once_async(client, keys, call, hooks, head)
+        except TRANSIENT as again:
+            exc = again
         else:
             _stalled(hooks, retries, backoff, ok=True)
             return result
-        await asyncio.sleep(delay or 0.0)
 
 
 async def run_call_once_async(
-    client: Any, keys: Sequence[str], call: Call[T], hooks: Hooks = LOGGING_ONLY
+    client: Any,
+    keys: Sequence[str],
+    call: Call[T],
+    hooks: Hooks = LOGGING_ONLY,
+    head: Sequence[Any] | None = None,
 ) -> T:
     """Await one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
     s = call.script
@@ -810,7 +984,9 @@ async def run_call_once_async(
         return call.decode(None)
     try:
         try:
-            reply = await client.execute_command("EVALSHA", s.sha, len(keys), *keys, *call.args)
+            if head is None:
+                head = ("EVALSHA", s.sha, len(keys), *keys)
+            reply = await client.execute_command(*head, *call.args)
         except NoScriptError:
             hooks.script_loaded(s.name)
             await load_here_async(client, keys, s)
@@ -837,17 +1013,41 @@ class AsyncTransport(TransportBase):
         retry_seconds: float | None = None,
     ) -> None:
         super().__init__(client, keys, durability, retry_seconds)
-        self._slots: Any = asyncio.Semaphore(self.limit) if self.limit else contextlib.nullcontext()
+        self._slots = asyncio.Semaphore(self.limit) if self.limit else None
 
     async def run(self, call: Call[T]) -> T:
-        async with self._slots:
-            if not self.planned(call) or call.script is None:
-                return await run_call_async(self.client, self.keys, call, self.retry_seconds, self.hooks)
-            return self.single_result(call, await self._drive(self.plan([call])))
+        s = call.script
+        if s is None:
+            return call.decode(None)  # known without asking (a read with a malformed id)
+        slots = self._slots
+        if slots is not None:
+            await slots.acquire()
+        try:
+            if call.removes or (call.writes and self.durability is not None):  # self.planned(call)
+                return self.single_result(call, await self._drive(self.plan([call])))
+            head = self._heads.get(s.sha) or self.head(s)
+            try:  # run_call_async, its first attempt inlined
+                return await run_call_once_async(self.client, self.keys, call, self.hooks, head)
+            except TRANSIENT as exc:
+                if not self.retry_seconds or not healable(exc):
+                    raise
+                first = exc
+            return await _retry_call_async(
+                self.client, self.keys, call, self.retry_seconds, self.hooks, first, head
+            )
+        finally:
+            if slots is not None:
+                slots.release()
 
     async def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
-        async with self._slots:
+        slots = self._slots
+        if slots is not None:
+            await slots.acquire()
+        try:
             return await self._drive(self.plan(calls))
+        finally:
+            if slots is not None:
+                slots.release()
 
     async def _drive(self, plan: Generator[Step, Any, Outcome]) -> Outcome:
         try:
@@ -876,14 +1076,16 @@ class AsyncTransport(TransportBase):
             if not self.same_server(_address(conn), step):
                 return Stale()
             commands = _packed(step)
-            await conn.send_packed_command(conn.pack_commands(commands))
+            await conn.send_packed_command(_pack(conn, commands))
             read = _reader_async(conn)
+            demoted = False
             for _ in commands:
                 try:
                     replies.append(await read())
                 except ResponseError as exc:
                     replies.append(exc)
-            if any(isinstance(reply, ReadOnlyError) for reply in replies):
+                    demoted = demoted or isinstance(exc, ReadOnlyError)
+            if demoted:
                 await conn.disconnect()  # a demoted primary: the next connection finds the new one
         except TRANSIENT as exc:
             await conn.disconnect()

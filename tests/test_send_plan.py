@@ -793,6 +793,29 @@ def test_not_run_or_unknown_stops_the_batch(ops: Operations, marker: object) -> 
     assert results[3] is NOT_RUN and results[4] is NOT_RUN  # entries not begun
 
 
+def test_a_batch_of_single_calls_keeps_errors_and_markers_in_place(ops: Operations) -> None:
+    """The all-single-calls round: each reply decoded where it stands, an exception,
+    UNKNOWN or NOT_RUN kept as it is, and nothing sent after the round."""
+    error = RootConflictError("other")
+    entries: list[Entry] = [
+        ops.lookup(T1),
+        ops.get_or_create("a.b"),
+        ops.lookup_hops(T2),
+        ops.prune_for_response(T1),
+        ops.lookup(T2),
+    ]
+    pair = BatchPair(entries)
+    results = pair.run([["a\x1fb", error, UNKNOWN, NOT_RUN, None]])
+
+    assert pair.rounds == [entries]
+    assert results == ["a.b", error, UNKNOWN, NOT_RUN, None]
+    assert results[1] is error and results[2] is UNKNOWN and results[3] is NOT_RUN
+
+
+def test_an_empty_batch_sends_nothing() -> None:
+    assert BatchPair([]).run([]) == []
+
+
 def test_a_program_that_went_on_in_a_stopped_round_is_unknown_and_closed(ops: Operations) -> None:
     closed: list[bool] = []
 

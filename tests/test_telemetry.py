@@ -398,3 +398,76 @@ def test_the_cost_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0] for line in done.stdout.splitlines()[3:]}
     assert rows == {"none", "api", "sdk"}
+
+
+def test_a_provider_set_after_the_registry_is_recorded_through_from_then_on() -> None:
+    """With the API and no SDK the wrappers skip recording (the proxies would drop it);
+    a global provider set later, while the registry lives, is recorded through from the
+    next call on: single calls, batches and their coroutine twins."""
+    code = textwrap.dedent(
+        """
+        import asyncio
+        import fakeredis
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from registry import ThreadRegistry
+        from registry.aio import AsyncThreadRegistry
+
+        reg = ThreadRegistry(fakeredis.FakeRedis(), namespace="late")
+        areg = AsyncThreadRegistry(fakeredis.FakeAsyncRedis(), namespace="late")
+        assert reg._telemetry.idle() and areg._telemetry.idle()
+        reg.lookup(reg.start_chain("a", "b"))
+        early = reg.batch()  # made idle: stays plain
+        early.start_chain("a", "c")
+
+        async def calls(label):
+            await areg.lookup(await areg.start_chain("a", label))
+            b = areg.batch()
+            b.start_chain("a", label + "x")
+            await b.execute()
+
+        asyncio.run(calls("d"))
+
+        reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(tp)
+        assert not reg._telemetry.idle()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        early.execute()
+        tid = reg.start_chain("a", "b")
+        reg.lookup(tid)
+        with reg.batch() as b:
+            b.lookup(tid).get_or_create("a.e")
+        asyncio.run(calls("f"))
+
+        names = [s.name for s in exporter.get_finished_spans()]
+        assert names == [
+            "thread_registry start_chain", "thread_registry lookup", "thread_registry batch",
+            "thread_registry start_chain", "thread_registry lookup", "thread_registry batch",
+        ], names
+        counts = {}
+        for rm in reader.get_metrics_data().resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == "thread_registry.operation.duration":
+                        for p in m.data.data_points:
+                            op = p.attributes["thread_registry.operation"]
+                            counts[op] = counts.get(op, 0) + p.count
+        assert counts == {"start_chain": 3, "lookup": 3, "get_or_create": 1}, counts
+        print("late")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "late"
+
+
+def test_given_providers_are_recorded_through_whatever_the_globals() -> None:
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    reg = ThreadRegistry(fakeredis.FakeRedis(), namespace="given", meter_provider=provider)
+    assert reg._telemetry is not None and not reg._telemetry.idle()
