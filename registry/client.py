@@ -99,7 +99,7 @@ class ThreadRegistry(RegistryBase):
             The thread id: the same one for every caller of the same chain.
 
         Raises:
-            InvalidHopError: a bad hop, or an empty chain or one over 256 hops.
+            InvalidHopError: a bad hop, or an empty chain or one over 32 hops or 2,048 bytes.
         """
         return self._transport.run(self._ops.get_or_create(chain))
 
@@ -139,7 +139,7 @@ class ThreadRegistry(RegistryBase):
             The extended chain's thread id.
 
         Raises:
-            InvalidHopError: a bad hop, or a chain that would exceed 256 hops.
+            InvalidHopError: a bad hop, or a chain that would exceed 32 hops or 2,048 bytes.
             UnknownThreadError: strict mode, and `current_uuid` names no live thread.
             TypeError: an id that is not a str, uuid.UUID or bytes.
         """
