@@ -24,20 +24,23 @@
 
 local F, W = {}, {}  -- helpers and the call's state: two upvalues per helper
 -- Lua makes every helper afresh on each run, which costs more than most redis.calls;
--- helpers are made by the functions in LAZY ("groups"), in order, when F is first asked
--- for a name it does not hold, until one has made it (a group may add groups).
+-- helpers are made by the functions in LAZY ("groups") when F is first asked for a
+-- name it does not hold: the groups not made yet are made, the last included first,
+-- until one has made it. (The includes a script names last are the ones it needs.)
 local LAZY = {}
 setmetatable(F, {__index = function(t, name)
-  local i = 1
-  while LAZY[i] ~= nil do
+  local i = #LAZY
+  while i > 0 do
     local make = LAZY[i]
     if make then
       LAZY[i] = false
       make()
       local f = rawget(t, name)
       if f ~= nil then return f end
+      i = #LAZY  -- (a group may add groups)
+    else
+      i = i - 1
     end
-    i = i + 1
   end
   return nil
 end})

@@ -26,7 +26,7 @@
 -- A chain's state and its ancestors' are read with one HMGET per key whatever the
 -- depth, and the walk writes in one HSET.
 --
--- All of them are made on first use (one LAZY group, see _core.lua): a call that ends
+-- All of them are made on first use (two LAZY groups, see _core.lua): a call that ends
 -- on its hot path (_hot.lua) makes none.
 
 -- The call's state in W, set by F.begin_write (none is set here: this group may be made
@@ -40,6 +40,7 @@
 --   W.MAXDL      latest deadline this call wrote, for the keys' native expiry
 --   W.PERMANENT_WRITTEN  whether this call made a permanent mapping
 
+-- Touching and binding: made when a write goes past its hot path.
 LAZY[#LAZY + 1] = function()
 
 function F.enc_dl(ms)
@@ -70,113 +71,16 @@ function F.split(chain)
   end
 end
 
-function F.hop_of(chain, ends, k)
-  return string.sub(chain, (ends[k - 1] or -1) + 2, ends[k])
-end
-
--- The limits of a chain (registry/validation.py has the same): at most MAX_HOPS hops and
--- MAX_CHAIN_BYTES bytes, separators included. A write touches the chain's ancestors,
--- and each costs work that grows with its length: these keep one call short while
--- every other namespace of the shard waits for it.
-F.MAX_HOPS, F.MAX_CHAIN_BYTES = 32, 2048
-
--- Whether a chain has more than `limit` hops; counts only when it could.
-function F.deeper_than(chain, limit)
-  if #chain < 2 * limit + 1 then return false end
-  local _, seps = string.gsub(chain, '\31', '\31')
-  return seps + 1 > limit
-end
-
--- An error when a chain that `what` would make breaks a chain limit, else nil.
-function F.over_limits(chain, what)
-  if #chain > F.MAX_CHAIN_BYTES then
-    return 'BADCHAIN ' .. what .. ' would make a chain of ' .. #chain .. ' bytes; at most '
-      .. F.MAX_CHAIN_BYTES .. ' are allowed'
-  end
-  if F.deeper_than(chain, F.MAX_HOPS) then
-    return 'BADCHAIN ' .. what .. ' would make more than ' .. F.MAX_HOPS .. ' hops'
-  end
-  return nil
-end
-
--- ---------------------------------------------------------------- input rules
-
-function F.check_hop(hop, where)
-  local n = #hop
-  if n < 1 or n > 256 then
-    return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
-  end
-  if not string.find(hop, '[^\32-\126]') then return nil end  -- printable ASCII: one scan
-  if string.find(hop, '[\128-\255]') and not F.valid_utf8(hop) then
-    return 'BADHOP ' .. where .. ' is not valid UTF-8'
-  end
-  if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
-    return 'BADHOP ' .. where .. ' contains a control character; hops may not'
-  end
-  return nil
-end
-
--- Validates a whole encoded chain; returns an error string or nil, and its ends. The
--- usual (valid) chain is checked with a few scans of the whole string; only a chain
--- that fails one is checked hop by hop, for a message that names the hop. With
--- `limits`, the chain limits too (a chain stored before they were tightened is checked
--- without them: check() must not call it malformed).
-function F.check_chain(chain, limits)
-  if limits and #chain > F.MAX_CHAIN_BYTES then
-    return 'BADCHAIN chain is ' .. #chain .. ' bytes; at most ' .. F.MAX_CHAIN_BYTES .. ' are allowed'
-  end
-  local ends = F.split(chain)
-  local n = #ends
-  if limits and n > F.MAX_HOPS then
-    return 'BADCHAIN chain has ' .. n .. ' hops; at most ' .. F.MAX_HOPS .. ' are allowed'
-  end
-  local longest, from = 0, 0
-  for k = 1, n do
-    if ends[k] - from > longest then longest = ends[k] - from end
-    from = ends[k] + 1
-  end
-  -- (Printable ASCII and separators, the usual chain, is known after one scan.)
-  local ok = #chain > 0 and longest <= 256 and not string.find(chain, '\31\31', 1, true)
-    and string.byte(chain, 1) ~= 31 and string.byte(chain, -1) ~= 31
-    and (not string.find(chain, '[^\31-\126]') or not string.find(chain, '[%z\1-\30\127]')
-      and not string.find(chain, '\194[\128-\159]') and F.valid_utf8(chain))
-  if ok then return nil, ends end
-  for k = 1, n do
-    local err = F.check_hop(F.hop_of(chain, ends, k), 'hop ' .. k)
-    if err then return err end
-  end
-  return nil, ends
-end
-
-function F.check_id(id)
-  if not valid_id(id) then return 'BADID thread id ' .. id .. ' is not a lowercase UUID string' end
-  return nil
-end
-
 -- ---------------------------------------------------------------- ids
 
 -- The id a chain gets unless it is taken: the digest of the namespace's salt and the
 -- chain, as a UUID (_hot.lua), so the chain -> id direction needs no storage of its own.
 F.digest, F.as_uuid = digest, as_uuid
 
--- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
--- however long the chain; prefix ids are computed only for the prefixes a walk reads).
-function F.derive(chain)
-  return F.as_uuid(F.digest(W.SALT .. '\0' .. chain))
-end
-
 -- The number of hops of a chain whose ends may be partial (ends.n: only the last two
 -- are known, see extend_chain), and the full ends when a walk needs them.
 function F.nhops(ends)
   return ends.n or #ends
-end
-
-function F.complete(chain, ends)
-  if ends.n then
-    local full = F.split(chain)
-    for k = 1, #full do ends[k] = full[k] end
-    ends.n = nil
-  end
 end
 
 -- The chain's prefix of k hops (ends[k] known), made once per call: a walk over a deep
@@ -453,6 +357,12 @@ end
 
 -- ---------------------------------------------------------------- write protocol
 
+function F.check_id(id)
+  if not valid_id(id) then return 'BADID thread id ' .. id .. ' is not a lowercase UUID string' end
+  return nil
+end
+
+
 -- Checks the write arguments and reads meta (salt, layout, key expiry, sweep cursor,
 -- and `extra` fields, returned in order; without extras, W.META when the hot path read
 -- it). Returns an error string, or nil and extras.
@@ -505,8 +415,110 @@ function F.end_write()
   if n > 0 then F.sweep_on_the_way(n, W.CURSOR) end
 end
 
--- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
+-- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
+-- this write's deadline, so a busy subtree does not rewrite it on every write.
+function F.pushed(need)
+  local dl = W.NEWDL + W.HEADROOM
+  if need > dl then return need end
+  return dl
+end
+-- Input rules and what a call seldom needs: a group of their own, made only when asked
+-- for (a write whose arguments the hot path's quick tests accepted needs none of it).
 LAZY[#LAZY + 1] = function()
+
+function F.hop_of(chain, ends, k)
+  return string.sub(chain, (ends[k - 1] or -1) + 2, ends[k])
+end
+
+-- The limits of a chain (registry/validation.py has the same): at most MAX_HOPS hops and
+-- MAX_CHAIN_BYTES bytes, separators included. A write touches the chain's ancestors,
+-- and each costs work that grows with its length: these keep one call short while
+-- every other namespace of the shard waits for it.
+F.MAX_HOPS, F.MAX_CHAIN_BYTES = 32, 2048
+
+-- Whether a chain has more than `limit` hops; counts only when it could.
+function F.deeper_than(chain, limit)
+  if #chain < 2 * limit + 1 then return false end
+  local _, seps = string.gsub(chain, '\31', '\31')
+  return seps + 1 > limit
+end
+
+-- An error when a chain that `what` would make breaks a chain limit, else nil.
+function F.over_limits(chain, what)
+  if #chain > F.MAX_CHAIN_BYTES then
+    return 'BADCHAIN ' .. what .. ' would make a chain of ' .. #chain .. ' bytes; at most '
+      .. F.MAX_CHAIN_BYTES .. ' are allowed'
+  end
+  if F.deeper_than(chain, F.MAX_HOPS) then
+    return 'BADCHAIN ' .. what .. ' would make more than ' .. F.MAX_HOPS .. ' hops'
+  end
+  return nil
+end
+
+-- ---------------------------------------------------------------- input rules
+
+function F.check_hop(hop, where)
+  local n = #hop
+  if n < 1 or n > 256 then
+    return 'BADHOP ' .. where .. ' is ' .. n .. ' bytes; a hop is 1 to 256 bytes of UTF-8'
+  end
+  if not string.find(hop, '[^\32-\126]') then return nil end  -- printable ASCII: one scan
+  if string.find(hop, '[\128-\255]') and not F.valid_utf8(hop) then
+    return 'BADHOP ' .. where .. ' is not valid UTF-8'
+  end
+  if string.find(hop, '[%z\1-\31\127]') or string.find(hop, '\194[\128-\159]') then
+    return 'BADHOP ' .. where .. ' contains a control character; hops may not'
+  end
+  return nil
+end
+
+-- Validates a whole encoded chain; returns an error string or nil, and its ends. The
+-- usual (valid) chain is checked with a few scans of the whole string; only a chain
+-- that fails one is checked hop by hop, for a message that names the hop. With
+-- `limits`, the chain limits too (a chain stored before they were tightened is checked
+-- without them: check() must not call it malformed).
+function F.check_chain(chain, limits)
+  if limits and #chain > F.MAX_CHAIN_BYTES then
+    return 'BADCHAIN chain is ' .. #chain .. ' bytes; at most ' .. F.MAX_CHAIN_BYTES .. ' are allowed'
+  end
+  local ends = F.split(chain)
+  local n = #ends
+  if limits and n > F.MAX_HOPS then
+    return 'BADCHAIN chain has ' .. n .. ' hops; at most ' .. F.MAX_HOPS .. ' are allowed'
+  end
+  local longest, from = 0, 0
+  for k = 1, n do
+    if ends[k] - from > longest then longest = ends[k] - from end
+    from = ends[k] + 1
+  end
+  -- (Printable ASCII and separators, the usual chain, is known after one scan.)
+  local ok = #chain > 0 and longest <= 256 and not string.find(chain, '\31\31', 1, true)
+    and string.byte(chain, 1) ~= 31 and string.byte(chain, -1) ~= 31
+    and (not string.find(chain, '[^\31-\126]') or not string.find(chain, '[%z\1-\30\127]')
+      and not string.find(chain, '\194[\128-\159]') and F.valid_utf8(chain))
+  if ok then return nil, ends end
+  for k = 1, n do
+    local err = F.check_hop(F.hop_of(chain, ends, k), 'hop ' .. k)
+    if err then return err end
+  end
+  return nil, ends
+end
+
+
+-- The derived id of a chain, as a UUIDv8: one digest of salt and chain (one C call,
+-- however long the chain; prefix ids are computed only for the prefixes a walk reads).
+function F.derive(chain)
+  return F.as_uuid(F.digest(W.SALT .. '\0' .. chain))
+end
+
+function F.complete(chain, ends)
+  if ends.n then
+    local full = F.split(chain)
+    for k = 1, #full do ends[k] = full[k] end
+    ends.n = nil
+  end
+end
+
 
 function F.is_cont(b)
   return b ~= nil and b >= 128 and b <= 191
@@ -545,14 +557,6 @@ function F.promote(id, d, chain)
   end
 end
 
--- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond
--- this write's deadline, so a busy subtree does not rewrite it on every write.
-function F.pushed(need)
-  local dl = W.NEWDL + W.HEADROOM
-  if need > dl then return need end
-  return dl
-end
-
 -- The threads and overrides hashes carry a native expiry no earlier than their latest
 -- deadline, so a namespace left idle is given back by Redis itself. Both always get
 -- the same instant (meta's x records it), so an override cannot vanish under a live
@@ -572,4 +576,4 @@ function F.ensure_keys()
   redis.call('HSETNX', KEYS[3], '', '')
 end
 end
-end  -- (the LAZY group of _write.lua)
+end

@@ -7,8 +7,8 @@
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
-  ARGV[2] a F.fresh random UUID
-  ARGV[3] entries to F.sweep for expiry on the way, '0' for none
+  ARGV[2] a fresh random UUID
+  ARGV[3] entries to sweep for expiry on the way, '0' for none
   ARGV[4] the external thread id (lowercase UUID)
   ARGV[5] initiator hop
   ARGV[6] target hop
@@ -21,14 +21,19 @@
 
 local tid = ARGV[4]
 local err, root, tid_permanent = F.begin_write('root', 'P' .. tid)
-err = err or F.check_id(tid) or F.check_hop(ARGV[5], 'initiator') or F.check_hop(ARGV[6], 'target')
+-- (The quick tests of _hot.lua first: the full checks only for what they do not accept.)
+err = err or (not valid_id(tid) and F.check_id(tid))
+  or (not plain_hop(ARGV[5]) and F.check_hop(ARGV[5], 'initiator'))
+  or (not plain_hop(ARGV[6]) and F.check_hop(ARGV[6], 'target')) or nil
 if err then return redis.error_reply(err) end
 local chain = ARGV[5] .. '\31' .. ARGV[6]
 if root then
   -- The root pointer holds the root's id and its body: no lookup of the root.
   chain = F.chain_of(string.sub(root, 37)) .. '\31' .. chain
-  err = F.over_limits(chain, 'the root plus two hops')
-  if err then return redis.error_reply(err) end
+  if #chain > 64 then  -- (64 bytes cannot hold more than 32 hops nor 2,048 bytes)
+    err = F.over_limits(chain, 'the root plus two hops')
+    if err then return redis.error_reply(err) end
+  end
 end
 local bound, stale
 local v = redis.call('HGET', KEYS[2], tid)
