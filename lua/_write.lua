@@ -177,6 +177,17 @@ function F.resolve_misses(chain, ends, states, ks)
   end
 end
 
+-- The state of prefix k (its derived id d and its threads fields as a script's hot path
+-- read them: d nil when it did not get that far, and then ds[k] is derived now and the
+-- state read later).
+function F.take_hot(chain, ends, ds, states, k, d, fields)
+  if not d then return F.fill_ds(chain, ends, ds, k, k) end
+  ds[k] = d
+  local s, found = F.threads_state(chain, ends, ds, k, fields[1], fields[2])
+  states[k] = s
+  if not found then F.resolve_misses(chain, ends, states, {k}) end
+end
+
 -- The states of prefixes lo..hi (ds filled there): one HMGET of the threads hash, and
 -- for those not found there one HMGET of meta and one of overrides.
 function F.read_states(chain, ends, ds, lo, hi, states)

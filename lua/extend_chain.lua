@@ -75,14 +75,8 @@ local ends = {n = n, [n] = #chain}
 if current then ends[n - 1] = #current end
 -- The current thread is the parent: its state and derived id are known already; the
 -- chain's own were read on the hot path when it was tried.
-local ds, states = {[n] = d}, {}
-if d then
-  local s, found = F.threads_state(chain, ends, ds, n, fields[1], fields[2])
-  states[n] = s
-  if not found then F.resolve_misses(chain, ends, states, {n}) end
-else
-  F.fill_ds(chain, ends, ds, n, n)
-end
+local ds, states = {}, {}
+F.take_hot(chain, ends, ds, states, n, d, fields)
 if current then
   ds[n - 1] = current_d
   states[n - 1] = {id = ARGV[4], d = current_d, dl = current_dl, perm = current_perm}

@@ -38,14 +38,7 @@ else
 end
 F.ensure_salt()
 local n, ds, states = #ends, {}, {}
-if d then  -- (the chain's own fields were read on the hot path)
-  ds[n] = d
-  local s, found = F.threads_state(chain, ends, ds, n, fields[1], fields[2])
-  states[n] = s
-  if not found then F.resolve_misses(chain, ends, states, {n}) end
-else
-  F.fill_ds(chain, ends, ds, n, n)
-end
+F.take_hot(chain, ends, ds, states, n, d, fields)
 local id = F.get_or_create(chain, ends, ds, false, nil, states)
 F.end_write()
 return id

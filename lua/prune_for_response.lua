@@ -70,14 +70,7 @@ if chain then
     local ends, ds, states = {n = m, [m] = #parent}, {}, {}
     if grand then ends[m - 1] = #grand end  -- (its derived id only if a write needs it)
     F.ensure_salt()
-    if d then  -- (the shorter chain's fields were read on the hot path)
-      ds[m] = d
-      local s, found = F.threads_state(parent, ends, ds, m, fields[1], fields[2])
-      states[m] = s
-      if not found then F.resolve_misses(parent, ends, states, {m}) end
-    else
-      F.fill_ds(parent, ends, ds, m, m)
-    end
+    F.take_hot(parent, ends, ds, states, m, d, fields)
     reply = {target, F.get_or_create(parent, ends, ds, false, nil, states)}
     -- Dropped after the shorter chain is touched: like cleanup(), it leaves no floor.
     if ARGV[6] == '1' then F.remove(ARGV[4]) end

@@ -201,7 +201,8 @@ def test_threads_filters_limits_and_prints_time_left(server: RedisServer) -> Non
     )
     rows = [json.loads(line) for line in under.stdout.splitlines()]
     assert {r["id"] for r in rows} == {ids["console"], ids["add"]}
-    assert all(re.fullmatch(r"in 23h5\dm", r["expires"]) for r in rows)
+    # (console, pushed by its descendant's write, got up to 1 s of headroom beyond the ttl)
+    assert all(re.fullmatch(r"in (23h5\d|24h0)m", r["expires"]) for r in rows), rows
     assert under.stderr == ""
 
     limited = cli("threads", "--url", server.url, "--namespace", "ops", "--limit", "2")
