@@ -16,7 +16,7 @@ from benchmarks.loads import OPS
 from benchmarks.matrix import MATRIX
 from benchmarks.runner import MODES, run
 from benchmarks.server_cost import OPS as SERVER_OPS
-from tests.servers import RedisServer
+from tests.servers import REDIS_SERVER, RedisServer
 
 
 def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path: Path) -> None:
@@ -118,3 +118,21 @@ def test_cli_starts_its_own_server(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (tmp_path / "latest.json").is_file()
     assert (tmp_path / "latest.md").is_file()
     assert "Targets:" in capsys.readouterr().out
+
+
+def test_instruction_counts_per_operation_and_against_a_revision() -> None:
+    """`python -m benchmarks.instructions`: counts inside EVALSHA under callgrind, for this
+    checkout's scripts and those of a git revision, in one server."""
+    from benchmarks.instructions import measure, scripts_at, table
+    from registry.scripts import script
+
+    head = scripts_at("HEAD")
+    assert head("lookup").source  # lua/ at HEAD, assembled by this loader
+    result = measure(REDIS_SERVER, ["lookup", "extend_chain_new"], 20, {"this": script, "ref": head})
+    for variant in ("this", "ref"):
+        counts = result[variant]
+        assert set(counts) == {"noop", "lookup", "extend_chain_new"}
+        # A script does more than `return 1`, and a write more than a read.
+        assert 0 < counts["noop"] < counts["lookup"] < counts["extend_chain_new"]
+    text = table(result)
+    assert "| extend_chain_new |" in text and "this / ref" in text
