@@ -230,22 +230,6 @@ def hops(n: int) -> list[str]:
     return [f"h{i}" for i in range(n)]
 
 
-@pytest.mark.parametrize("form", ["list", "dotted"])
-def test_chain_over_the_hop_limit_rejected_at_the_limit_accepted(seeded: Seeded, form: str) -> None:
-    def as_form(h: list[str]) -> Any:
-        return h if form == "list" else ".".join(h)
-
-    before = keyspace(seeded.client)
-    with pytest.raises(InvalidHopError) as info:
-        seeded.reg.get_or_create(as_form(hops(MAX_HOPS + 1)))
-    assert f"{MAX_HOPS + 1} hops" in str(info.value)
-    assert f"1 to {MAX_HOPS}" in str(info.value)
-    assert isinstance(info.value, ValueError)
-    assert keyspace(seeded.client) == before
-    tid = seeded.reg.get_or_create(as_form(hops(MAX_HOPS)))
-    assert seeded.reg.lookup_hops(tid) == tuple(hops(MAX_HOPS))
-
-
 def long_hops(size: int) -> list[str]:
     """Hops of 1 to 256 bytes (the first ones long) whose chain is exactly `size` bytes."""
     out: list[str] = []
@@ -259,25 +243,47 @@ def long_hops(size: int) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("form", ["list", "dotted"])
-def test_chain_over_the_byte_limit_rejected_at_the_limit_accepted(seeded: Seeded, form: str) -> None:
-    def as_form(h: list[str]) -> Any:
-        return h if form == "list" else ".".join(h)
+def as_form(chain: list[str], form: str) -> Any:
+    """A chain as a list of hops, or dotted (hops without dots only)."""
+    return chain if form == "list" else ".".join(chain)
 
+
+# (a chain one past a limit, the words its error must name, the chain exactly at it)
+LIMITS = [
+    pytest.param(hops(MAX_HOPS + 1), [f"{MAX_HOPS + 1} hops", f"1 to {MAX_HOPS}"], hops(MAX_HOPS), id="hops"),
+    pytest.param(
+        long_hops(MAX_CHAIN_BYTES + 1),
+        [f"{MAX_CHAIN_BYTES + 1} bytes", f"at most {MAX_CHAIN_BYTES} bytes"],
+        long_hops(MAX_CHAIN_BYTES),
+        id="bytes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("over", "words", "at"), LIMITS)
+@pytest.mark.parametrize("form", ["list", "dotted"])
+def test_chain_over_a_limit_rejected_at_the_limit_accepted(
+    seeded: Seeded, form: str, over: list[str], words: list[str], at: list[str]
+) -> None:
     before = keyspace(seeded.client)
     with pytest.raises(InvalidHopError) as info:
-        seeded.reg.get_or_create(as_form(long_hops(MAX_CHAIN_BYTES + 1)))
-    assert f"{MAX_CHAIN_BYTES + 1} bytes" in str(info.value)
-    assert f"at most {MAX_CHAIN_BYTES} bytes" in str(info.value)
+        seeded.reg.get_or_create(as_form(over, form))
+    for word in words:
+        assert word in str(info.value)
+    assert isinstance(info.value, ValueError)
     assert keyspace(seeded.client) == before
-    tid = seeded.reg.get_or_create(as_form(long_hops(MAX_CHAIN_BYTES)))
-    assert seeded.reg.lookup_hops(tid) == tuple(long_hops(MAX_CHAIN_BYTES))
-    # Multi-byte characters count as their UTF-8 bytes.
+    tid = seeded.reg.get_or_create(as_form(at, form))
+    assert seeded.reg.lookup_hops(tid) == tuple(at)
+
+
+@pytest.mark.parametrize("form", ["list", "dotted"])
+def test_multi_byte_characters_count_as_their_utf8_bytes(seeded: Seeded, form: str) -> None:
     wide = ["é" * 128] * 7 + ["é" * 102]  # 7 * 257 + 204 = 2,003 bytes: under
-    assert seeded.reg.lookup_hops(seeded.reg.get_or_create(as_form(wide))) == tuple(wide)
+    assert seeded.reg.lookup_hops(seeded.reg.get_or_create(as_form(wide, form))) == tuple(wide)
     with pytest.raises(InvalidHopError, match="2049 bytes"):
-        seeded.reg.get_or_create(as_form([*wide, "é" * 22 + "a"]))  # + 1 + 45 bytes
-    assert seeded.reg.lookup_hops(seeded.reg.get_or_create(as_form([*wide, "é" * 22]))) == (*wide, "é" * 22)
+        seeded.reg.get_or_create(as_form([*wide, "é" * 22 + "a"], form))  # + 1 + 45 bytes
+    at_limit = [*wide, "é" * 22]  # + 1 + 44 bytes = 2,048
+    assert seeded.reg.lookup_hops(seeded.reg.get_or_create(as_form(at_limit, form))) == tuple(at_limit)
 
 
 def test_extend_past_the_hop_limit_rejected_by_the_server(seeded: Seeded) -> None:
