@@ -6,10 +6,11 @@ and every ratio to it moves too. The number of instructions redis-server execute
 ``EVALSHA`` does not: the same binary, scripts and inputs give the same count, whatever
 else the machine is doing. This starts a throwaway ``redis-server`` under
 ``valgrind --tool=callgrind``, counting inside ``evalShaCommand`` only, and for each
-operation (the shapes of ``benchmarks.server_cost``) zeroes the counters, makes `calls`
-calls and reads the total. With ``--ref REV`` it measures the scripts of ``lua/`` at
-that git revision too, in the same server and namespace shapes (the Python side is this
-checkout's): a same-code comparison for a change to the scripts.
+operation (the shapes of ``benchmarks.server_cost``, in a namespace of 1,000 threads)
+zeroes the counters, makes `calls` calls and reads the total. With ``--ref REV`` it
+measures the scripts of ``lua/`` at that git revision too, in the same server and
+namespace shapes (the Python side is this checkout's): a same-code comparison for a
+change to the scripts.
 
     python -m benchmarks.instructions [--calls N] [--ref REV] [OP ...]
 
@@ -45,6 +46,7 @@ from registry.scripts import Script, assemble, script
 from .server_cost import OPS, Fixture
 
 ROOT = Path(__file__).resolve().parent.parent
+FILL = 1000  # threads in each namespace before the counts
 
 
 @contextmanager
@@ -147,6 +149,11 @@ def measure(
         for variant, get in variants.items():
             with scripts_from(get):
                 fx = Fixture(client, f"cg-{variant}")
+                # A namespace in use: past 128 fields a hash is a hash table, not the
+                # listpack (searched field by field) a namespace of a few threads is.
+                fill = fx.caller("get_or_create_new")
+                for i in range(FILL):
+                    fill(i)
                 for op in ("noop", *ops):
                     fn = fx.caller(op)
                     for i in range(3):  # loads the script, and warms the code paths

@@ -22,52 +22,30 @@
 --   BADHOP, BADCHAIN, BADID, BADARG, ROOTCONFLICT, TABLECONFLICT, IDCONFLICT, LAYOUT
 
 
-local F, W = {}, {}  -- helpers and the call's state: two upvalues per helper
--- Lua makes every helper afresh on each run, which costs more than most redis.calls;
--- helpers are made by the functions in LAZY ("groups") when F is first asked for a
--- name it does not hold: the groups not made yet are made, the last included first,
--- until one has made it. (The includes a script names last are the ones it needs.)
-local LAZY = {}
-setmetatable(F, {__index = function(t, name)
-  local i = #LAZY
-  while i > 0 do
-    local make = LAZY[i]
-    if make then
-      LAZY[i] = false
-      make()
-      local f = rawget(t, name)
-      if f ~= nil then return f end
-      i = #LAZY  -- (a group may add groups)
-    else
-      i = i - 1
-    end
-  end
-  return nil
-end})
-W.NOW = nil
+local NOW
 do
   local t = redis.call('TIME')
-  W.NOW = t[1] * 1000 + math.floor(t[2] / 1000)
+  NOW = t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
-function F.dec_dl(s)
+local function dec_dl(s)
   local a, b, c, d, e, f = string.byte(s, 1, 6)
   return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
 end
 
 -- The chain of a body, and the derived id of that chain (id is the thread's own id).
-function F.chain_of(body)
+local function chain_of(body)
   if string.byte(body, 1) == 0 then return string.sub(body, 38) end
   return body
 end
 
-function F.derived_of(id, body)
+local function derived_of(id, body)
   if string.byte(body, 1) == 0 then return string.sub(body, 2, 37) end
   return id
 end
 
 -- The whole number s names when it lies in [lo, hi], else nil ('1.5', 'inf', '1e300').
-function F.whole(s, lo, hi)
+local function whole(s, lo, hi)
   local n = tonumber(s)
   if n and n == math.floor(n) and n >= lo and n <= hi then return n end
   return nil
@@ -76,23 +54,55 @@ end
 -- Where a thread id lives. Returns chain, deadline, permanent, derived id of the chain;
 -- chain is nil when the id is unknown or its deadline has passed (deadline is then the
 -- stale one, or nil). A floor's field starts with \0: never an id.
-function F.find(id)
+local function find(id)
   local v = redis.call('HGET', KEYS[2], id)
   if v and #v > 6 then
-    local dl = F.dec_dl(v)
-    if dl > W.NOW then
+    local dl = dec_dl(v)
+    if dl > NOW then
       local body = string.sub(v, 7)
-      return F.chain_of(body), dl, false, F.derived_of(id, body)
+      return chain_of(body), dl, false, derived_of(id, body)
     end
     return nil, dl, false
   end
   v = redis.call('HGET', KEYS[1], 'P' .. id)
-  if v then return F.chain_of(v), nil, true, F.derived_of(id, v) end
+  if v then return chain_of(v), nil, true, derived_of(id, v) end
   return nil, nil, false
 end
 
+-- The helpers, and the call's state: two upvalues per helper. Both are made by
+-- constructors that name the fields every run sets: a table grown one field at a time
+-- is rehashed at each power of two, which costs more than one of the script's reads.
+local F = {dec_dl = dec_dl, chain_of = chain_of, derived_of = derived_of, whole = whole, find = find}
+local W = {NOW = NOW, META = false, PLAIN = false}
+-- Lua makes every helper afresh on each run, which costs more than most redis.calls;
+-- the rest of the helpers are made by the functions `lazy` registers ("groups") when F
+-- is first asked for a name it does not hold: the groups not made yet are made, the
+-- last registered first, until one has made it. (The includes a script names last are
+-- the ones it needs.) LAZY has room for every group of a script made in advance.
+local LAZY, NLAZY = {false, false, false, false, false, false, false, false}, 0
+local function lazy(make)
+  NLAZY = NLAZY + 1
+  LAZY[NLAZY] = make
+end
+setmetatable(F, {__index = function(t, name)
+  local i = NLAZY
+  while i > 0 do
+    local make = LAZY[i]
+    if make then
+      LAZY[i] = false
+      make()
+      local f = rawget(t, name)
+      if f ~= nil then return f end
+      i = NLAZY  -- (a group may add groups)
+    else
+      i = i - 1
+    end
+  end
+  return nil
+end})
+
 -- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
-LAZY[#LAZY + 1] = function()
+lazy(function()
 -- An error when meta says the namespace was written by another layout (no salt: new).
 function F.layout_error(salt, v)
   if salt and v ~= '2' then
@@ -102,4 +112,4 @@ function F.layout_error(salt, v)
   end
   return nil
 end
-end
+end)

@@ -3,7 +3,7 @@
 -- @include _scan
 
 -- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
-LAZY[#LAZY + 1] = function()
+lazy(function()
 function F.render(chain)
   return (string.gsub(chain, '\31', '.'))
 end
@@ -96,4 +96,4 @@ function F.sweep_on_the_way(count, cursor)
     redis.call('HSET', KEYS[1], 'cur', next_cursor)
   end
 end
-end
+end)

@@ -2,7 +2,7 @@
 -- @include _core
 
 -- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
-LAZY[#LAZY + 1] = function()
+lazy(function()
 -- One bounded page of HSCAN: entries (a flat field, value list), the next cursor, and
 -- the listpack offset the page began at (nil for a real HSCAN cursor). A hash small
 -- enough for listpack encoding answers HSCAN with all its entries whatever COUNT says,
@@ -32,4 +32,4 @@ function F.scan_page(key, cursor, count, match)
   if #kv > 2 * (off + count) then return page, 'L' .. string.format('%d', off + count), off end
   return page, '0', off
 end
-end
+end)

@@ -8,8 +8,9 @@
 --
 -- Deadlines: a touched thread gets NOW + ttl, unless its deadline is already within
 -- HEADROOM (ttl/64, at most 1 s) of that (then nothing is written: F.get_or_create, and
--- the scripts' hot paths); every ancestor whose deadline is earlier than its child's
--- gets NOW + ttl + HEADROOM.
+-- the scripts' hot paths), or its parent's deadline is (then it gets the parent's:
+-- F.give); every ancestor whose deadline is earlier than its child's gets NOW + ttl +
+-- HEADROOM.
 --
 -- Invariant: every proper prefix of a live entry has a live entry of its own that is
 -- permanent or expires no earlier. An entry is a mapping, or a FLOOR where the prefix
@@ -26,7 +27,7 @@
 -- A chain's state and its ancestors' are read with one HMGET per key whatever the
 -- depth, and the walk writes in one HSET.
 --
--- All of them are made on first use (two LAZY groups, see _core.lua): a call that ends
+-- All of them are made on first use (two lazy groups, see _core.lua): a call that ends
 -- on its hot path (_hot.lua) makes none.
 
 -- The call's state in W, set by F.begin_write (none is set here: this group may be made
@@ -41,20 +42,9 @@
 --   W.PERMANENT_WRITTEN  whether this call made a permanent mapping
 
 -- Touching and binding: made when a write goes past its hot path.
-LAZY[#LAZY + 1] = function()
+lazy(function()
 
-function F.enc_dl(ms)
-  local f = ms % 256
-  ms = (ms - f) / 256
-  local e = ms % 256
-  ms = (ms - e) / 256
-  local d = ms % 256
-  ms = (ms - d) / 256
-  local c = ms % 256
-  ms = (ms - c) / 256
-  local b = ms % 256
-  return string.char((ms - b) / 256 % 256, b, c, d, e, f)
-end
+F.enc_dl = enc_dl  -- (_hot.lua)
 
 -- Where each prefix of a chain ends: ends[k] is the byte index of the last byte of
 -- its first k hops (so #ends is the number of hops).
@@ -276,10 +266,10 @@ end
 
 -- Binds a chain (deriving d) that has no live id (its state s from read_states).
 -- `forced` is an externally assigned id known to be unbound (`forced_stale`: its
--- mapping expired and is removed here). A mapping starts no earlier than the chain's
--- floor (permanent if the floor is), and takes the floor's place. Returns id,
--- permanent, deadline (or an error reply).
-function F.create(chain, s, forced, permanent, forced_stale)
+-- mapping expired and is removed here). An expiring mapping starts at `give`
+-- (F.give), and no earlier than the chain's floor (permanent if the floor is), and
+-- takes the floor's place. Returns id, permanent, deadline (or an error reply).
+function F.create(chain, s, forced, permanent, forced_stale, give)
   permanent = permanent or s.floor_perm
   local d = s.d
   local o = s.override
@@ -319,13 +309,26 @@ function F.create(chain, s, forced, permanent, forced_stale)
     if id ~= d then redis.call('HSET', KEYS[1], 'Q' .. d, id) end
     W.PERMANENT_WRITTEN = true
   else
-    dl = W.NEWDL
+    dl = give
     if s.floor_dl and s.floor_dl > dl then dl = s.floor_dl end
     redis.call('HSET', KEYS[2], id, F.enc_dl(dl) .. body)
     F.note_deadline(dl)
     if id ~= d then redis.call('HSET', KEYS[3], d, id) end
   end
   return id, permanent, dl
+end
+
+-- The deadline a write gives the chain whose parent (prefix n - 1) has state p: NOW +
+-- ttl, or the parent's deadline when that lies within HEADROOM below it. Then the parent
+-- needs no push, and neither does the rest of the chain: the threads one message makes
+-- as it is forwarded from hop to hop share their first one's deadline, and no write
+-- walks up the chain. (The thread still lives ttl - HEADROOM at least: the same bound
+-- as a touch within the headroom.)
+function F.give(p)
+  local pdl
+  if p.id then pdl = not p.perm and p.dl or nil else pdl = not p.floor_perm and p.floor_dl or nil end
+  if pdl and pdl < W.NEWDL and pdl >= W.NEWDL - W.HEADROOM then return pdl end
+  return W.NEWDL
 end
 
 -- The id of a chain (with its ends and derived ids ds, ends[n - 1..n] and ds[n] known),
@@ -337,32 +340,34 @@ function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stal
   permanent = permanent or W.NEWDL == nil
   states = F.read_states(chain, ends, ds, n, n, states)
   local s = states[n]
-  local id, has = s.id, W.NEWDL  -- has: the deadline the chain has after this call
+  local id = s.id
+  -- A live thread whose deadline is within HEADROOM of what this touch would give it
+  -- keeps it: the call writes nothing (the usual touch of a busy thread). Its ancestors
+  -- already satisfy the invariant for that deadline.
+  if id and (F.fresh(s.dl, s.perm, permanent) or not permanent and s.dl >= W.NEWDL - W.HEADROOM) then
+    return id
+  end
+  if n > 1 and not states[n - 1] then
+    -- The parent is read only now (callers that expect a write read it beforehand, in
+    -- the same calls as the chain), and the walk reads further up only if it must.
+    F.fill_ds(chain, ends, ds, n - 1, n - 1)
+    F.read_states(chain, ends, ds, n - 1, n - 1, states)
+  end
+  local give = W.NEWDL
+  if not permanent and n > 1 then give = F.give(states[n - 1]) end
+  local has = give  -- the deadline the chain has after this call
   if id then
-    if F.fresh(s.dl, s.perm, permanent) then return id end
-    -- A live thread whose deadline is within HEADROOM of what this touch would give it
-    -- keeps it: the call writes nothing (the usual touch of a busy thread). Its
-    -- ancestors already satisfy the invariant for that deadline.
-    if not permanent and s.dl >= W.NEWDL - W.HEADROOM then return id end
     if permanent then
       F.promote(id, s.d, chain)
     else
-      redis.call('HSET', KEYS[2], id, F.enc_dl(W.NEWDL) .. F.body_for(id, s.d, chain))
-      F.note_deadline(W.NEWDL)
+      redis.call('HSET', KEYS[2], id, F.enc_dl(give) .. F.body_for(id, s.d, chain))
+      F.note_deadline(give)
     end
   else
-    id, permanent, has = F.create(chain, s, forced, permanent, forced_stale)
+    id, permanent, has = F.create(chain, s, forced, permanent, forced_stale, give)
     if type(id) == 'table' then return id end
   end
-  if n > 1 then
-    -- The parent is read only now (callers that expect a write read it beforehand, in
-    -- the same calls as the chain), and the walk reads further up only if it must.
-    if not states[n - 1] then
-      F.fill_ds(chain, ends, ds, n - 1, n - 1)
-      F.read_states(chain, ends, ds, n - 1, n - 1, states)
-    end
-    F.walk(chain, ends, ds, n - 1, permanent, has, states)
-  end
+  if n > 1 then F.walk(chain, ends, ds, n - 1, permanent, has, states) end
   return id
 end
 
@@ -435,7 +440,7 @@ function F.pushed(need)
 end
 -- Input rules and what a call seldom needs: a group of their own, made only when asked
 -- for (a write whose arguments the hot path's quick tests accepted needs none of it).
-LAZY[#LAZY + 1] = function()
+lazy(function()
 
 function F.hop_of(chain, ends, k)
   return string.sub(chain, (ends[k - 1] or -1) + 2, ends[k])
@@ -586,5 +591,5 @@ function F.ensure_keys()
   redis.call('HSETNX', KEYS[2], '', '')
   redis.call('HSETNX', KEYS[3], '', '')
 end
-end
-end
+end)
+end)

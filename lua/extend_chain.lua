@@ -36,7 +36,8 @@ local chain = hop
 if current then chain = current .. '\31' .. hop end
 
 -- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
--- headroom of this touch's deadline or later: its id, nothing written.
+-- headroom of this touch's deadline or later: its id, nothing written; or to a new chain
+-- that nothing else claims, whose parent needs no push: bound in one HSET.
 local newdl, headroom = plain_write()
 local d, fields
 if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
@@ -45,6 +46,15 @@ if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
   if holds_until(fields[1], chain, newdl - headroom) then return d end
+  -- A new chain (nothing at d): made here when nothing else claims d and the parent
+  -- needs no push (_hot.lua).
+  if not fields[1] and not fields[2] then
+    local dl = plain_deadline(current_dl, tonumber(meta[3]) or 0)
+    if dl and unclaimed(d) then
+      redis.call('HSET', KEYS[2], d, enc_dl(dl) .. chain)
+      return d
+    end
+  end
 end
 
 local err = F.begin_write() or (not d and F.check_hop(ARGV[5], 'next hop')) or nil

@@ -15,7 +15,8 @@
 -- @include _write
 
 -- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
--- headroom of this touch's deadline or later: its id, nothing written.
+-- headroom of this touch's deadline or later: its id, nothing written; or to a new chain
+-- that nothing else claims, whose parent is live and needs no push: bound in one HSET.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur')
 W.META = meta
 local chain = ARGV[4]
@@ -25,6 +26,31 @@ if newdl and meta[1] and meta[2] == '2' and plain_chain(chain) then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
   if holds_until(fields[1], chain, newdl - headroom) then return d end
+  if not fields[1] and not fields[2] then
+    -- A new chain: its parent (prefix) decides its deadline; read in threads, or in
+    -- meta (a permanent parent, such as the root) in the same HMGET as d's claims.
+    local x_at, cut = tonumber(meta[3]) or 0, string.find(chain, '\31[^\31]*$')
+    local dl, free, prefix, pd, pv, pp
+    if not cut then
+      dl = plain_deadline(nil, x_at)
+      free = dl and unclaimed(d)
+    else
+      prefix = string.sub(chain, 1, cut - 1)
+      pd = as_uuid(digest(meta[1] .. '\0' .. prefix))
+      pv = redis.call('HGET', KEYS[2], pd)
+      if pv and holds(pv, prefix) and F.dec_dl(pv) > W.NOW then
+        dl = plain_deadline(F.dec_dl(pv), x_at)
+        free = dl and unclaimed(d)
+      elseif not pv then
+        free, pp = unclaimed(d, 'P' .. pd)
+        dl = free and pp == prefix and plain_deadline(nil, x_at)
+      end
+    end
+    if free and dl then
+      redis.call('HSET', KEYS[2], d, enc_dl(dl) .. chain)
+      return d
+    end
+  end
 end
 
 local err = F.begin_write()

@@ -179,6 +179,39 @@ def test_a_touch_within_the_headroom_leaves_the_deadline(make_registry: MakeRegi
     assert moved[router] is not None and moved[router] >= moved[tid]  # the invariant
 
 
+def test_a_chain_forwarded_within_its_parents_headroom_takes_the_parents_deadline(
+    make_registry: MakeRegistry, client: Any
+) -> None:
+    """A thread made while its parent's deadline lies within the headroom (ttl/64, at
+    most 1 s) below now + ttl takes the parent's deadline, and the parent is not written:
+    a message forwarded hop to hop makes threads that share their first one's deadline
+    (docs/design.md, Expiry). Past the headroom the parent is pushed as before."""
+    reg = make_registry(namespace="acme", ttl=32)  # headroom: 0.5 s
+    root = reg.initialize_root("acme")
+    console = reg.extend_chain(root, "console")
+    _, threads, _ = namespace_keys("acme")
+
+    def deadlines() -> dict[str, int | None]:
+        return {row.thread_id: row.deadline_ms for row in reg.threads()}
+
+    started = time.monotonic()
+    before = client.hgetall(threads)
+    router = reg.extend_chain(console, "router")  # by extend_chain
+    greeter = reg.get_or_create(["system", "acme", "console", "router", "greeter"])  # by get_or_create
+    tid = reg.register_thread(new_id(), "console", "auditor")  # by register_thread
+    assert time.monotonic() - started < 0.4  # (well within the headroom)
+    after, dl = client.hgetall(threads), deadlines()
+    assert dl[router] == dl[console] and dl[greeter] == dl[console] and dl[tid] == dl[console]
+    assert after[console.encode()] == before[console.encode()]  # the parent was not written
+
+    time.sleep(0.7)  # now past the headroom: a new child pushes its parent, as before
+    leaf = reg.extend_chain(greeter, "leaf")
+    moved = deadlines()
+    assert moved[leaf] is not None and dl[greeter] is not None and moved[leaf] >= dl[greeter] + 700 - 100
+    assert moved[greeter] is not None and moved[greeter] >= moved[leaf]  # the invariant
+    assert moved[console] is not None and moved[console] >= moved[greeter]
+
+
 def test_ttl_none_threads_do_not_give_the_hashes_an_expiry(make_registry: MakeRegistry, client: Any) -> None:
     reg = make_registry(namespace="acme", ttl=None)
     reg.get_or_create("a.b")
