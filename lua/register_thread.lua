@@ -20,7 +20,37 @@
 -- @include _write
 
 local tid = ARGV[4]
-local err, root, tid_permanent = F.begin_write('root', 'P' .. tid)
+-- The reads every call makes, before any helper: meta (with the root pointer, which
+-- holds the root's id and its body, and tid's permanent mapping), and tid's mapping.
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', 'root', 'P' .. tid)
+W.META = meta
+local v = redis.call('HGET', KEYS[2], tid)
+
+-- Hot path (_hot.lua): a plain write binding an unbound id to a new chain under the
+-- root, whose parent is live and needs no push, and that nothing else claims: the
+-- mapping and its override in two HSETs.
+if plain_write() and not v and not meta[6] and meta[5] and meta[1] and meta[2] == '2'
+    and valid_id(tid) and plain_hop(ARGV[5]) and plain_hop(ARGV[6]) then
+  local parent = chain_of(string.sub(meta[5], 37)) .. '\31' .. ARGV[5]
+  local chain = parent .. '\31' .. ARGV[6]
+  if #chain <= 64 then  -- (64 bytes cannot hold more than 32 hops nor 2,048 bytes)
+    local d = as_uuid(digest(meta[1] .. '\0' .. chain))
+    local pd = as_uuid(digest(meta[1] .. '\0' .. parent))
+    local f = redis.call('HMGET', KEYS[2], d, '\0' .. d, pd)
+    local pv = f[3]
+    if d ~= tid and not f[1] and not f[2] and pv and holds(pv, parent) and dec_dl(pv) > W.NOW then
+      local dl = plain_deadline(dec_dl(pv), tonumber(meta[3]) or 0)
+      if dl and unclaimed(d) then
+        redis.call('HSET', KEYS[2], tid, enc_dl(dl) .. '\0' .. d .. chain)
+        redis.call('HSET', KEYS[3], d, tid)
+        return tid
+      end
+    end
+  end
+end
+
+local err = F.begin_write()
+local root, tid_permanent = meta[5] or nil, meta[6] or nil
 -- (The quick tests of _hot.lua first: the full checks only for what they do not accept.)
 err = err or (not valid_id(tid) and F.check_id(tid))
   or (not plain_hop(ARGV[5]) and F.check_hop(ARGV[5], 'initiator'))
@@ -28,15 +58,13 @@ err = err or (not valid_id(tid) and F.check_id(tid))
 if err then return redis.error_reply(err) end
 local chain = ARGV[5] .. '\31' .. ARGV[6]
 if root then
-  -- The root pointer holds the root's id and its body: no lookup of the root.
   chain = F.chain_of(string.sub(root, 37)) .. '\31' .. chain
-  if #chain > 64 then  -- (64 bytes cannot hold more than 32 hops nor 2,048 bytes)
+  if #chain > 64 then
     err = F.over_limits(chain, 'the root plus two hops')
     if err then return redis.error_reply(err) end
   end
 end
 local bound, stale
-local v = redis.call('HGET', KEYS[2], tid)
 if v and #v > 6 then
   if F.dec_dl(v) > W.NOW then bound = F.chain_of(string.sub(v, 7)) else stale = true end
 elseif tid_permanent then
