@@ -73,7 +73,7 @@ end
 -- constructors that name the fields every run sets: a table grown one field at a time
 -- is rehashed at each power of two, which costs more than one of the script's reads.
 local F = {dec_dl = dec_dl, chain_of = chain_of, derived_of = derived_of, whole = whole, find = find}
-local W = {NOW = NOW, META = false, PLAIN = false}
+local W = {NOW = NOW, META = false, PLAIN = false, NEWDL = nil, HEADROOM = nil}
 -- Lua makes every helper afresh on each run, which costs more than most redis.calls;
 -- the rest of the helpers are made by the functions `lazy` registers ("groups") when F
 -- is first asked for a name it does not hold: the groups not made yet are made, the

@@ -33,24 +33,26 @@ local function as_uuid(hex)
     .. '-8' .. string.sub(hex, 18, 20) .. '-' .. string.sub(hex, 21, 32)
 end
 
--- Whether id is a lowercase UUID string (8-4-4-4-12 hex digits).
+-- Whether id is a lowercase UUID string (8-4-4-4-12 hex digits): one match, whose
+-- position captures place the dashes (each C call costs more than a comparison).
 local function valid_id(id)
-  return #id == 36 and string.find(id, '^[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+%-[0-9a-f]+$') ~= nil
-    and string.byte(id, 9) == 45 and string.byte(id, 14) == 45 and string.byte(id, 19) == 45
-    and string.byte(id, 24) == 45
+  if #id ~= 36 then return false end
+  local _, _, a, b, c, d = string.find(id, '^[0-9a-f]+()%-[0-9a-f]+()%-[0-9a-f]+()%-[0-9a-f]+()%-[0-9a-f]+$')
+  return a == 9 and b == 14 and c == 19 and d == 24
 end
 
 -- For a plain write (a ttl, a valid random id, no sweep on the way): the deadline it
--- gives what it touches, and the headroom (kept in W.PLAIN: F.begin_write then checks
--- nothing again). nil for anything else.
+-- gives what it touches, and the headroom (set as W.NEWDL and W.HEADROOM, and W.PLAIN:
+-- F.begin_write then checks nothing again). nil for anything else.
 local function plain_write()
   if ARGV[3] ~= '0' then return nil end
   local ttl = tonumber(ARGV[1])
   if not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 315360000000 or not valid_id(ARGV[2]) then
     return nil
   end
-  W.PLAIN = {W.NOW + ttl, math.min(math.floor(ttl / 64), 1000)}
-  return W.PLAIN[1], W.PLAIN[2]
+  local newdl, headroom = W.NOW + ttl, math.min(math.floor(ttl / 64), 1000)
+  W.PLAIN, W.NEWDL, W.HEADROOM = true, newdl, headroom
+  return newdl, headroom
 end
 
 -- Whether a hop is 1 to 256 bytes of printable ASCII (the usual hop: surely valid).
@@ -107,7 +109,7 @@ end
 -- (due at `pdl`; nil when the parent is permanent or there is none) or a raise of the
 -- keys' native expiry (meta's x, `x_at`), which the full path makes.
 local function plain_deadline(pdl, x_at)
-  local dl, headroom = W.PLAIN[1], W.PLAIN[2]
+  local dl, headroom = W.NEWDL, W.HEADROOM
   if pdl and pdl < dl then
     if pdl < dl - headroom then return nil end
     dl = pdl

@@ -34,7 +34,6 @@
 -- after a script has set some of them):
 --   W.SALT       the namespace's secret salt (nil until the first write)
 --   W.X_AT       the expiry the threads and overrides keys were last given
---   W.CURSOR     the sweep cursor kept in meta
 --   W.NEWDL      deadline a write gives what it touches; nil = never expire
 --   W.HEADROOM   what a pushed ancestor gets beyond NEWDL (ttl/64, at most 1 s)
 --   W.CANDIDATE  fresh random id from the client, used when the derived id is taken
@@ -379,13 +378,11 @@ function F.check_id(id)
 end
 
 
--- Checks the write arguments and reads meta (salt, layout, key expiry, sweep cursor,
--- and `extra` fields, returned in order; without extras, W.META when the hot path read
+-- Checks the write arguments and reads meta (salt, layout, key expiry, and `extra`
+-- fields, returned in order; without extras, W.META when the hot path read
 -- it). Returns an error string, or nil and extras.
 function F.begin_write(...)
-  if W.PLAIN then  -- plain_write (_hot.lua) accepted the arguments already
-    W.NEWDL, W.HEADROOM = W.PLAIN[1], W.PLAIN[2]
-  else
+  if not W.PLAIN then  -- (else plain_write, _hot.lua, accepted them and set the deadlines)
     local ttl = ARGV[1]
     if ttl ~= '' then
       local n = F.whole(ttl, 1, 315360000000)
@@ -404,10 +401,10 @@ function F.begin_write(...)
   end
   W.CANDIDATE = ARGV[2]
   local m = W.META  -- (read by the script's hot path already)
-  if not m or select('#', ...) > 0 then m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', ...) end
+  if not m or select('#', ...) > 0 then m = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', ...) end
   if m[1] and m[2] ~= '2' then return F.layout_error(m[1], m[2]) end
-  W.SALT, W.X_AT, W.CURSOR = m[1] or nil, tonumber(m[3]) or 0, m[4] or nil
-  return nil, m[5], m[6]
+  W.SALT, W.X_AT = m[1] or nil, tonumber(m[3]) or 0
+  return nil, m[4], m[5]
 end
 
 function F.ensure_salt()
@@ -428,7 +425,8 @@ function F.end_write()
     F.ensure_keys()  -- a namespace of permanent mappings only: kept without an expiry
   end
   local n = tonumber(ARGV[3])
-  if n > 0 then F.sweep_on_the_way(n, W.CURSOR) end
+  -- (The sweep cursor is read only by a call that sweeps.)
+  if n > 0 then F.sweep_on_the_way(n, redis.call('HGET', KEYS[1], 'cur') or nil) end
 end
 
 -- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond

@@ -18,7 +18,7 @@
 -- @include _write
 
 -- The reads every call makes, before any helper: meta, and the current thread.
-local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur')
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
 W.META = meta
 local hop = ARGV[5]
 local current, current_dl, current_perm, current_d, v

@@ -17,7 +17,7 @@
 -- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
 -- headroom of this touch's deadline or later: its id, nothing written; or to a new chain
 -- that nothing else claims, whose parent is live and needs no push: bound in one HSET.
-local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur')
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
 W.META = meta
 local chain = ARGV[4]
 local newdl, headroom = plain_write()

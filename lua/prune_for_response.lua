@@ -21,7 +21,7 @@
 -- @include _write
 
 -- The reads every call makes, before any helper: meta, and the thread answered.
-local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur')
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
 W.META = meta
 local v = redis.call('HGET', KEYS[2], ARGV[4])
 local chain

@@ -22,16 +22,16 @@
 local tid = ARGV[4]
 -- The reads every call makes, before any helper: meta (with the root pointer, which
 -- holds the root's id and its body, and tid's permanent mapping), and tid's mapping.
-local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'cur', 'root', 'P' .. tid)
+local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'root', 'P' .. tid)
 W.META = meta
 local v = redis.call('HGET', KEYS[2], tid)
 
 -- Hot path (_hot.lua): a plain write binding an unbound id to a new chain under the
 -- root, whose parent is live and needs no push, and that nothing else claims: the
 -- mapping and its override in two HSETs.
-if plain_write() and not v and not meta[6] and meta[5] and meta[1] and meta[2] == '2'
+if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] == '2'
     and valid_id(tid) and plain_hop(ARGV[5]) and plain_hop(ARGV[6]) then
-  local parent = chain_of(string.sub(meta[5], 37)) .. '\31' .. ARGV[5]
+  local parent = chain_of(string.sub(meta[4], 37)) .. '\31' .. ARGV[5]
   local chain = parent .. '\31' .. ARGV[6]
   if #chain <= 64 then  -- (64 bytes cannot hold more than 32 hops nor 2,048 bytes)
     local d = as_uuid(digest(meta[1] .. '\0' .. chain))
@@ -50,7 +50,7 @@ if plain_write() and not v and not meta[6] and meta[5] and meta[1] and meta[2] =
 end
 
 local err = F.begin_write()
-local root, tid_permanent = meta[5] or nil, meta[6] or nil
+local root, tid_permanent = meta[4] or nil, meta[5] or nil
 -- (The quick tests of _hot.lua first: the full checks only for what they do not accept.)
 err = err or (not valid_id(tid) and F.check_id(tid))
   or (not plain_hop(ARGV[5]) and F.check_hop(ARGV[5], 'initiator'))
