@@ -241,6 +241,44 @@ def test_lost_reply_to_an_async_batch_with_a_removal(
     assert sorted(_state(server, "lost").values()) == ["a.b.x"]
 
 
+def test_an_async_batch_that_stalls_times_out_after_the_socket_timeout(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    """An async batch's replies are read under one deadline (not one timeout per
+    reply): a server that stops answering still fails the batch no sooner than
+    socket_timeout and no later than 1.5 times it, as a lost reply; and a batch that
+    completes leaves the connection's socket_timeout as it was."""
+    _, proxy = lossy
+    timeout = 0.4
+
+    async def scenario() -> tuple[OutcomeUnknownError, float, list[float | None]]:
+        client = redis.asyncio.Redis(
+            host="127.0.0.1", port=proxy.port, socket_timeout=timeout, retry=AsyncRetry(NoBackoff(), 0)
+        )
+        async with AsyncThreadRegistry(client, namespace="stall", ttl=600) as reg:
+            t = await reg.get_or_create("a.b")
+            assert await reg.batch().lookup(t).lookup(t).lookup(t).execute() == ["a.b"] * 3
+            kept = [c.socket_timeout for c in client.connection_pool._available_connections]
+            b = reg.batch()
+            for _ in range(50):
+                b.lookup(t)
+            b.cleanup(t)
+            proxy.freeze()
+            started = time.monotonic()
+            try:
+                await b.execute()
+            except OutcomeUnknownError as exc:
+                return exc, time.monotonic() - started, kept
+            finally:
+                proxy.thaw()
+            raise AssertionError("the stalled batch was not reported")
+
+    err, took, kept = asyncio.run(scenario())
+    assert kept and all(t == timeout for t in kept)
+    assert timeout <= took < 1.5 * timeout + 0.5, took
+    assert err.unknown == tuple(range(51))  # none of it is known to have run
+
+
 def test_a_batch_cut_short_marks_later_entries_not_run(
     lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
 ) -> None:
