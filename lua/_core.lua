@@ -22,27 +22,7 @@
 --   BADHOP, BADCHAIN, BADID, BADARG, ROOTCONFLICT, TABLECONFLICT, IDCONFLICT, LAYOUT
 
 
-local NOW
-do
-  local t = redis.call('TIME')
-  NOW = t[1] * 1000 + math.floor(t[2] / 1000)
-end
-
-local function dec_dl(s)
-  local a, b, c, d, e, f = string.byte(s, 1, 6)
-  return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
-end
-
--- The chain of a body, and the derived id of that chain (id is the thread's own id).
-local function chain_of(body)
-  if string.byte(body, 1) == 0 then return string.sub(body, 38) end
-  return body
-end
-
-local function derived_of(id, body)
-  if string.byte(body, 1) == 0 then return string.sub(body, 2, 37) end
-  return id
-end
+-- @include _base
 
 -- The whole number s names when it lies in [lo, hi], else nil ('1.5', 'inf', '1e300').
 local function whole(s, lo, hi)

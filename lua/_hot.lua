@@ -4,8 +4,10 @@
 -- call answers from a few reads and these locals, and never makes the forty-odd
 -- helpers of _write.lua (they are made on first use, and making them costs more than
 -- the reads). Every argument check here is a quick acceptance test only: anything it
--- does not accept goes the full way, whose checks report the error.
--- @include _core
+-- does not accept goes the full way, whose checks report the error. A write script
+-- includes this file first and runs its hot path before _core.lua makes its tables and
+-- helpers: a call that ends there makes none of them.
+-- @include _base
 
 -- The digest that derives ids: sha1hex on real servers (and the embedded one); a keyed
 -- polynomial hash on plain fakeredis, which has none. Collisions are handled by the
@@ -42,17 +44,18 @@ local function valid_id(id)
 end
 
 -- For a plain write (a ttl, a valid random id, no sweep on the way): the deadline it
--- gives what it touches, and the headroom (set as W.NEWDL and W.HEADROOM, and W.PLAIN:
--- F.begin_write then checks nothing again). nil for anything else.
+-- gives what it touches, and the headroom (kept in PLAIN_DL and PLAIN_HR, which
+-- F.from_hot hands to the full path: F.begin_write then checks nothing again). nil for
+-- anything else.
+local PLAIN_DL, PLAIN_HR
 local function plain_write()
   if ARGV[3] ~= '0' then return nil end
   local ttl = tonumber(ARGV[1])
   if not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 315360000000 or not valid_id(ARGV[2]) then
     return nil
   end
-  local newdl, headroom = W.NOW + ttl, math.min(math.floor(ttl / 64), 1000)
-  W.PLAIN, W.NEWDL, W.HEADROOM = true, newdl, headroom
-  return newdl, headroom
+  PLAIN_DL, PLAIN_HR = NOW + ttl, math.min(math.floor(ttl / 64), 1000)
+  return PLAIN_DL, PLAIN_HR
 end
 
 -- Whether a hop is 1 to 256 bytes of printable ASCII (the usual hop: surely valid).
@@ -83,7 +86,7 @@ end
 
 -- Whether a value read (false: none) holds exactly `chain`, due at `at` or later.
 local function holds_until(v, chain, at)
-  return v ~= false and holds(v, chain) and F.dec_dl(v) >= at
+  return v ~= false and holds(v, chain) and dec_dl(v) >= at
 end
 
 -- A deadline (ms) as the 6 big-endian bytes a stored value starts with.
@@ -109,7 +112,7 @@ end
 -- (due at `pdl`; nil when the parent is permanent or there is none) or a raise of the
 -- keys' native expiry (meta's x, `x_at`), which the full path makes.
 local function plain_deadline(pdl, x_at)
-  local dl, headroom = W.NEWDL, W.HEADROOM
+  local dl, headroom = PLAIN_DL, PLAIN_HR
   if pdl and pdl < dl then
     if pdl < dl - headroom then return nil end
     dl = pdl

@@ -381,6 +381,13 @@ end
 -- Checks the write arguments and reads meta (salt, layout, key expiry, and `extra`
 -- fields, returned in order; without extras, W.META when the hot path read
 -- it). Returns an error string, or nil and extras.
+-- What a script's hot path read and accepted (_hot.lua), for the full path: meta (the
+-- salt, layout and key expiry), and a plain write's deadline and headroom.
+function F.from_hot(meta)
+  W.META = meta
+  if PLAIN_DL then W.PLAIN, W.NEWDL, W.HEADROOM = true, PLAIN_DL, PLAIN_HR end
+end
+
 function F.begin_write(...)
   if not W.PLAIN then  -- (else plain_write, _hot.lua, accepted them and set the deadlines)
     local ttl = ARGV[1]

@@ -14,21 +14,19 @@
   Reply: the thread id of the extended chain
   Errors: BADARG, BADID, BADHOP, BADCHAIN (over 32 hops or 2,048 bytes), UNKNOWNID (all before any write), '2'
 ]]
--- @include _core
--- @include _write
+-- @include _hot
 
 -- The reads every call makes, before any helper: meta, and the current thread.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
-W.META = meta
 local hop = ARGV[5]
 local current, current_dl, current_perm, current_d, v
 if meta[1] and ARGV[4] ~= '' then
   v = redis.call('HGET', KEYS[2], ARGV[4])
   if v and #v > 6 then
-    local dl = F.dec_dl(v)
-    if dl > W.NOW then
+    local dl = dec_dl(v)
+    if dl > NOW then
       local body = string.sub(v, 7)
-      current, current_dl, current_d = F.chain_of(body), dl, F.derived_of(ARGV[4], body)
+      current, current_dl, current_d = chain_of(body), dl, derived_of(ARGV[4], body)
     end
   end
 end
@@ -57,6 +55,10 @@ if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
   end
 end
 
+-- The full way: _core's and _write's helpers, made only now.
+-- @include _core
+-- @include _write
+F.from_hot(meta)
 local err = F.begin_write() or (not d and F.check_hop(ARGV[5], 'next hop')) or nil
 if not err and ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '1' then
   err = 'BADARG strict flag ' .. ARGV[6] .. ' must be 1 or empty'

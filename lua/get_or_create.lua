@@ -11,14 +11,12 @@
   Reply: the thread id
   Errors: BADARG, BADID, BADHOP, BADCHAIN (all before any write), '2'
 ]]
--- @include _core
--- @include _write
+-- @include _hot
 
 -- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
 -- headroom of this touch's deadline or later: its id, nothing written; or to a new chain
 -- that nothing else claims, whose parent is live and needs no push: bound in one HSET.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
-W.META = meta
 local chain = ARGV[4]
 local newdl, headroom = plain_write()
 local d, fields
@@ -38,8 +36,8 @@ if newdl and meta[1] and meta[2] == '2' and plain_chain(chain) then
       prefix = string.sub(chain, 1, cut - 1)
       pd = as_uuid(digest(meta[1] .. '\0' .. prefix))
       pv = redis.call('HGET', KEYS[2], pd)
-      if pv and holds(pv, prefix) and F.dec_dl(pv) > W.NOW then
-        dl = plain_deadline(F.dec_dl(pv), x_at)
+      if pv and holds(pv, prefix) and dec_dl(pv) > NOW then
+        dl = plain_deadline(dec_dl(pv), x_at)
         free = dl and unclaimed(d)
       elseif not pv then
         free, pp = unclaimed(d, 'P' .. pd)
@@ -53,6 +51,10 @@ if newdl and meta[1] and meta[2] == '2' and plain_chain(chain) then
   end
 end
 
+-- The full way: _core's and _write's helpers, made only now.
+-- @include _core
+-- @include _write
+F.from_hot(meta)
 local err = F.begin_write()
 if err then return redis.error_reply(err) end
 local ends

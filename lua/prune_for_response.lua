@@ -17,15 +17,13 @@
   Reply: {target hop, thread id}, or {false, false} for an unknown id or a one-hop chain
   Errors: BADARG, BADID, UNKNOWNID (before any write), '2'
 ]]
--- @include _core
--- @include _write
+-- @include _hot
 
 -- The reads every call makes, before any helper: meta, and the thread answered.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
-W.META = meta
 local v = redis.call('HGET', KEYS[2], ARGV[4])
 local chain
-if v and #v > 6 and F.dec_dl(v) > W.NOW then chain = F.chain_of(string.sub(v, 7)) end
+if v and #v > 6 and dec_dl(v) > NOW then chain = chain_of(string.sub(v, 7)) end
 local parent = chain and string.match(chain, '^(.*)\31')  -- greedy: up to the last separator
 
 -- Hot path (_hot.lua): a plain write whose shorter chain's thread is live and due within
@@ -42,6 +40,10 @@ if newdl and parent and meta[1] and meta[2] == '2' and (ARGV[5] == nil or ARGV[5
   end
 end
 
+-- The full way: _core's and _write's helpers, made only now.
+-- @include _core
+-- @include _write
+F.from_hot(meta)
 local err = F.begin_write()
 for i, name in ipairs({'strict', 'drop'}) do
   local flag = ARGV[4 + i]

@@ -16,14 +16,12 @@
   Reply: the thread id now bound to the chain
   Errors: BADARG, BADID, BADHOP, BADCHAIN, IDCONFLICT (all before any write), '2'
 ]]
--- @include _core
--- @include _write
+-- @include _hot
 
 local tid = ARGV[4]
 -- The reads every call makes, before any helper: meta (with the root pointer, which
 -- holds the root's id and its body, and tid's permanent mapping), and tid's mapping.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'root', 'P' .. tid)
-W.META = meta
 local v = redis.call('HGET', KEYS[2], tid)
 
 -- Hot path (_hot.lua): a plain write binding an unbound id to a new chain under the
@@ -38,7 +36,7 @@ if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] =
     local pd = as_uuid(digest(meta[1] .. '\0' .. parent))
     local f = redis.call('HMGET', KEYS[2], d, '\0' .. d, pd)
     local pv = f[3]
-    if d ~= tid and not f[1] and not f[2] and pv and holds(pv, parent) and dec_dl(pv) > W.NOW then
+    if d ~= tid and not f[1] and not f[2] and pv and holds(pv, parent) and dec_dl(pv) > NOW then
       local dl = plain_deadline(dec_dl(pv), tonumber(meta[3]) or 0)
       if dl and unclaimed(d) then
         redis.call('HSET', KEYS[2], tid, enc_dl(dl) .. '\0' .. d .. chain)
@@ -49,6 +47,10 @@ if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] =
   end
 end
 
+-- The full way: _core's and _write's helpers, made only now.
+-- @include _core
+-- @include _write
+F.from_hot(meta)
 local err = F.begin_write()
 local root, tid_permanent = meta[4] or nil, meta[5] or nil
 -- (The quick tests of _hot.lua first: the full checks only for what they do not accept.)
