@@ -51,10 +51,14 @@ local PLAIN_DL, PLAIN_HR
 local function plain_write()
   if ARGV[3] ~= '0' then return nil end
   local ttl = tonumber(ARGV[1])
-  if not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 315360000000 or not valid_id(ARGV[2]) then
+  -- (Arithmetic, not math.floor and math.min: each call of a library function costs
+  -- more than the comparison. inf and nan fail `% 1 == 0`.)
+  if not ttl or ttl % 1 ~= 0 or ttl < 1 or ttl > 315360000000 or not valid_id(ARGV[2]) then
     return nil
   end
-  PLAIN_DL, PLAIN_HR = NOW + ttl, math.min(math.floor(ttl / 64), 1000)
+  local headroom = (ttl - ttl % 64) / 64
+  if headroom > 1000 then headroom = 1000 end
+  PLAIN_DL, PLAIN_HR = NOW + ttl, headroom
   return PLAIN_DL, PLAIN_HR
 end
 
