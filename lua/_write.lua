@@ -8,9 +8,9 @@
 --
 -- Deadlines: a touched thread gets NOW + ttl, unless its deadline is already within
 -- HEADROOM (ttl/64, at most 1 s) of that (then nothing is written: F.get_or_create, and
--- the scripts' hot paths), or its parent's deadline is (then it gets the parent's:
--- F.give); every ancestor whose deadline is earlier than its child's gets NOW + ttl +
--- HEADROOM.
+-- the scripts' hot paths); a new one too, unless its parent's deadline is within
+-- HEADROOM of that (then it gets the parent's: F.give); every ancestor whose deadline is
+-- earlier than its child's gets NOW + ttl + HEADROOM.
 --
 -- Invariant: every proper prefix of a live entry has a live entry of its own that is
 -- permanent or expires no earlier. An entry is a mapping, or a FLOOR where the prefix
@@ -317,12 +317,14 @@ function F.create(chain, s, forced, permanent, forced_stale, give)
   return id, permanent, dl
 end
 
--- The deadline a write gives the chain whose parent (prefix n - 1) has state p: NOW +
--- ttl, or the parent's deadline when that lies within HEADROOM below it. Then the parent
--- needs no push, and neither does the rest of the chain: the threads one message makes
--- as it is forwarded from hop to hop share their first one's deadline, and no write
--- walks up the chain. (The thread still lives ttl - HEADROOM at least: the same bound
--- as a touch within the headroom.)
+-- The deadline a write gives the new thread of a chain whose parent (prefix n - 1) has
+-- state p: NOW + ttl, or the parent's deadline when that lies within HEADROOM below it.
+-- Then the parent needs no push, and neither does the rest of the chain: the threads one
+-- message makes as it is forwarded from hop to hop share their first one's deadline,
+-- and no write walks up the chain. (The thread still lives ttl - HEADROOM at least: the
+-- same bound as a touch within the headroom.) A thread rewritten past its headroom gets
+-- NOW + ttl: given its parent's deadline, which may lie anywhere in the headroom, a busy
+-- thread would be rewritten again soon after, instead of once per headroom.
 function F.give(p)
   local pdl
   if p.id then pdl = not p.perm and p.dl or nil else pdl = not p.floor_perm and p.floor_dl or nil end
@@ -353,7 +355,7 @@ function F.get_or_create(chain, ends, ds, permanent, forced, states, forced_stal
     F.read_states(chain, ends, ds, n - 1, n - 1, states)
   end
   local give = W.NEWDL
-  if not permanent and n > 1 then give = F.give(states[n - 1]) end
+  if not id and not permanent and n > 1 then give = F.give(states[n - 1]) end
   local has = give  -- the deadline the chain has after this call
   if id then
     if permanent then
