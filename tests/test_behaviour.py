@@ -141,6 +141,35 @@ def test_get_or_create_same_chain_same_id(reg: ThreadRegistry, make_registry: Ma
     assert reg.debug_dump() == {tid: "a.b.c"}
 
 
+def test_a_new_chain_respects_every_claim_on_its_derived_id(
+    reg: ThreadRegistry, make_registry: MakeRegistry, client: Any
+) -> None:
+    """The scripts bind a new chain on their hot path only when nothing else claims its
+    derived id; each claim sends them the full way. A chain bound to an external id (an
+    override), a permanent chain, and a chain under a permanent floor (an ancestor of a
+    ttl=None thread) keep what they have, through extend_chain and get_or_create alike."""
+    forever = make_registry(namespace="acme", ttl=None)
+    root = reg.initialize_root("acme")
+    console = reg.extend_chain(root, "console")
+    # An override: the chain is bound to an id from outside.
+    tid = new_id()
+    assert reg.register_thread(tid, "console", "router") == tid
+    assert reg.extend_chain(console, "router") == tid
+    assert reg.get_or_create("system.acme.console.router") == tid
+    # A permanent mapping of the chain.
+    mailer = forever.get_or_create("system.acme.console.mailer")
+    assert reg.extend_chain(console, "mailer") == mailer
+    assert reg.get_or_create("system.acme.console.mailer") == mailer
+    # A permanent floor: an ancestor of a ttl=None thread, made later, is permanent.
+    forever.get_or_create("system.acme.console.desk.clerk")
+    desk = reg.extend_chain(console, "desk")
+    assert reg.get_or_create("system.acme.console.desk") == desk
+    rows = {row.thread_id: row for row in reg.threads()}
+    assert rows[mailer].deadline_ms is None and rows[desk].deadline_ms is None
+    assert rows[tid].deadline_ms is not None
+    assert_one_chain_one_id(reg)
+
+
 def test_get_or_create_different_chains_different_ids(reg: ThreadRegistry) -> None:
     chains = ["a", "a.b", "a.b.c", "b.a", "a.c", "ab", "a.bc", "b"]
     ids = [reg.get_or_create(c) for c in chains]
