@@ -20,6 +20,7 @@ from .batch import AsyncBatch
 from .check import CheckResult, run_check
 from .client import ThreadRegistry
 from .operations import Call, Program, Route, ThreadInfo, as_dump
+from .sentinel import AsyncPrimaryConnection
 from .stats import Stats, collect, run_async
 from .transport import AsyncTransport
 from .validation import Chain, ThreadId
@@ -41,6 +42,7 @@ class AsyncThreadRegistry(RegistryBase):
         redis.asyncio.sentinel.Sentinel,
         AsyncRetry,
         ExponentialBackoff,
+        AsyncPrimaryConnection,
     )
     _transport: AsyncTransport
 

@@ -20,6 +20,7 @@ class ClientKinds:
     sentinel: Any
     retry: Any
     backoff: Any
+    primary_connection: Any  # from_sentinel's connections: checked to reach a primary
 
 
 class RegistryBase:
@@ -143,7 +144,7 @@ class RegistryBase:
         kwargs.setdefault("retry", cls._clients.retry(cls._clients.backoff(cap=0.5, base=0.05), 12))
         sentinel = cls._clients.sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)
         registry = cls(
-            sentinel.master_for(service_name),
+            sentinel.master_for(service_name, connection_class=cls._clients.primary_connection),
             namespace=namespace,
             ttl=ttl,
             wait_replicas=wait_replicas,

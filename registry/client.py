@@ -14,6 +14,7 @@ from .base import ClientKinds, RegistryBase
 from .batch import Batch
 from .check import CheckResult, run_check
 from .operations import Call, Program, Route, ThreadInfo, as_dump
+from .sentinel import PrimaryConnection
 from .stats import Stats, collect, run_sync
 from .transport import SyncTransport
 from .validation import Chain, ThreadId
@@ -31,7 +32,12 @@ class ThreadRegistry(RegistryBase):
 
     _transport_class = SyncTransport
     _clients = ClientKinds(
-        redis.Redis, redis.cluster.RedisCluster, redis.sentinel.Sentinel, Retry, ExponentialBackoff
+        redis.Redis,
+        redis.cluster.RedisCluster,
+        redis.sentinel.Sentinel,
+        Retry,
+        ExponentialBackoff,
+        PrimaryConnection,
     )
     _transport: SyncTransport
 
