@@ -843,24 +843,25 @@ async def _read_replies_async(conn: Any, count: int, replies: list[Any]) -> bool
     read = _reader_async(conn)
     timeout = getattr(conn, "socket_timeout", None)
     demoted = False
+
+    async def take() -> None:
+        nonlocal demoted
+        try:
+            replies.append(await read())
+        except ResponseError as exc:
+            replies.append(exc)
+            demoted = demoted or isinstance(exc, ReadOnlyError)
+
     if count < 2 or timeout is None:
         for _ in range(count):
-            try:
-                replies.append(await read())
-            except ResponseError as exc:
-                replies.append(exc)
-                demoted = demoted or isinstance(exc, ReadOnlyError)
+            await take()
         return demoted
     loop = asyncio.get_running_loop()
     conn.socket_timeout = None  # (the deadline below bounds these reads)
     try:
         async with asyncio.timeout_at(loop.time() + 1.5 * timeout) as deadline:
             for _ in range(count):
-                try:
-                    replies.append(await read())
-                except ResponseError as exc:
-                    replies.append(exc)
-                    demoted = demoted or isinstance(exc, ReadOnlyError)
+                await take()
                 now = loop.time()
                 when = deadline.when()
                 if when is not None and when - now < timeout:
