@@ -14,14 +14,9 @@ local function dec_dl(s)
   return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f
 end
 
--- The chain of a body, and the derived id of that chain (id is the thread's own id).
+-- The chain of a body.
 local function chain_of(body)
   if string.byte(body, 1) == 0 then return string.sub(body, 38) end
   return body
-end
-
-local function derived_of(id, body)
-  if string.byte(body, 1) == 0 then return string.sub(body, 2, 37) end
-  return id
 end
 

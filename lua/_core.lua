@@ -24,6 +24,13 @@
 
 -- @include _base
 
+-- The derived id of a body's chain (id is the thread's own id). (Not in _base: no
+-- hot path needs it, and each function a run defines costs it a closure.)
+local function derived_of(id, body)
+  if string.byte(body, 1) == 0 then return string.sub(body, 2, 37) end
+  return id
+end
+
 -- The whole number s names when it lies in [lo, hi], else nil ('1.5', 'inf', '1e300').
 local function whole(s, lo, hi)
   local n = tonumber(s)

@@ -67,21 +67,6 @@ local function plain_hop(hop)
   return #hop >= 1 and #hop <= 256 and not string.find(hop, '[^\32-\126]')
 end
 
--- Whether a chain is printable ASCII hops of 1 to 256 bytes, 32 at most, 2,048 bytes
--- at most (the usual chain: surely valid).
-local function plain_chain(chain)
-  if #chain < 1 or #chain > 2048 or string.find(chain, '[^\31-\126]') then return false end
-  local from, hops = 1, 0
-  while true do
-    local i = string.find(chain, '\31', from, true) or #chain + 1
-    if i == from or i - from > 256 then return false end
-    hops = hops + 1
-    if i > #chain then return hops <= 32 end
-    if hops == 32 then return false end
-    from = i + 1
-  end
-end
-
 -- Whether a stored value (6-byte deadline .. body) holds exactly `chain`: compared in
 -- place (a plain find anchored by the lengths), without copying the body out.
 local function holds(v, chain)

@@ -13,23 +13,41 @@
 ]]
 -- @include _hot
 
+-- For a chain of printable ASCII hops of 1 to 256 bytes, 32 at most, 2,048 bytes at most
+-- (the usual chain: surely valid): the position of its last separator (0 for one hop),
+-- which the walk finds on the way. false for any other chain. (Here, not in _hot.lua:
+-- no other script needs it, and each function a run defines costs it a closure.)
+local function plain_chain(chain)
+  if #chain < 1 or #chain > 2048 or string.find(chain, '[^\31-\126]') then return false end
+  local from, hops = 1, 0
+  while true do
+    local i = string.find(chain, '\31', from, true) or #chain + 1
+    if i == from or i - from > 256 then return false end
+    hops = hops + 1
+    if i > #chain then return hops <= 32 and from - 1 end
+    if hops == 32 then return false end
+    from = i + 1
+  end
+end
+
 -- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
 -- headroom of this touch's deadline or later: its id, nothing written; or to a new chain
 -- that nothing else claims, whose parent is live and needs no push: bound in one HSET.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
 local chain = ARGV[4]
 local newdl, headroom = plain_write()
-local d, fields
-if newdl and meta[1] and meta[2] == '2' and plain_chain(chain) then
+local d, fields, cut
+if newdl and meta[1] and meta[2] == '2' then cut = plain_chain(chain) end
+if cut then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
   if holds_until(fields[1], chain, newdl - headroom) then return d end
   if not fields[1] and not fields[2] then
     -- A new chain: its parent (prefix) decides its deadline; read in threads, or in
     -- meta (a permanent parent, such as the root) in the same HMGET as d's claims.
-    local x_at, cut = tonumber(meta[3]) or 0, string.find(chain, '\31[^\31]*$')
+    local x_at = tonumber(meta[3]) or 0
     local dl, free, prefix, pd, pv, pp
-    if not cut then
+    if cut == 0 then
       dl = plain_deadline(nil, x_at)
       free = dl and unclaimed(d)
     else
@@ -40,8 +58,11 @@ if newdl and meta[1] and meta[2] == '2' and plain_chain(chain) then
         dl = plain_deadline(dec_dl(pv), x_at)
         free = dl and unclaimed(d)
       elseif not pv then
-        free, pp = unclaimed(d, 'P' .. pd)
-        dl = free and pp == prefix and plain_deadline(nil, x_at)
+        -- (plain_deadline first: when the keys' expiry must be raised, the full way
+        -- reads the claims anyway.)
+        dl = plain_deadline(nil, x_at)
+        if dl then free, pp = unclaimed(d, 'P' .. pd) end
+        free = free and pp == prefix
       end
     end
     if free and dl then
