@@ -218,6 +218,45 @@ def connect(plan: LoadPlan, namespace: str, shared: ThreadRegistry | None) -> Th
     )
 
 
+def _where(reg: ThreadRegistry, step: Step) -> str:
+    """What each server and Sentinel says right after a wrong answer (a diagnosis for the
+    failure message): the pool's connections, each Sentinel's primary, and, for a thread
+    id, which servers hold it and with what role."""
+    import redis
+
+    out = []
+    try:
+        pool = reg.client.connection_pool
+        conns = [*pool._available_connections, *pool._in_use_connections]
+        out.append("pool " + ",".join(f"{c.port}{'+' if c._sock else '-'}" for c in conns))
+        sentinel = reg._sentinel
+        ports = set()
+        for s in sentinel.sentinels:
+            try:
+                addr = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", pool.service_name)
+                out.append(f"sentinel {s.connection_pool.connection_kwargs['port']} names {addr[1]}")
+                ports.add(int(addr[1]))
+                for r in s.execute_command("SENTINEL", "REPLICAS", pool.service_name):
+                    d = dict(zip(r[::2], r[1::2], strict=False))
+                    ports.add(int(d["port"]))
+            except Exception as exc:
+                out.append(f"sentinel error {exc!r}")
+        tid: Any = step.args[0] if step.args else None
+        for port in sorted(ports):
+            try:
+                c: Any = redis.Redis(port=port, socket_timeout=1.0)
+                role = c.execute_command("ROLE")[0]
+                held = c.hexists(reg._ops.keys[1], tid) if isinstance(tid, str) else None
+                out.append(f"{port}: {role!r} holds={held} keys={c.dbsize()}")
+            except Exception as exc:
+                out.append(f"{port}: {exc!r}")
+        again = reg.lookup_hops(tid) if step.method == "lookup_hops" else None
+        out.append(f"again {again!r}")
+    except Exception as exc:
+        out.append(f"diagnosis failed {exc!r}")
+    return "; ".join(out)
+
+
 def load_worker(plan: LoadPlan, ready: Any, start: Any, stop: Any, results: Any, index: int) -> None:
     """Loop mixed operations until `stop` is set; put (index, Report or traceback)."""
     try:
@@ -260,7 +299,10 @@ def load_worker(plan: LoadPlan, ready: Any, start: Any, stop: Any, results: Any,
                 continue
             t1 = time.monotonic()
             report.timeline.append((t0, t1, step.method, outcome))
+            seen = len(report.violations)
             planner.observe(report, step, result, acked, t0, t1)
+            if len(report.violations) > seen and plan.kind == "sentinel":
+                report.violations[-1] = (t1, report.violations[-1][1] + " | " + _where(regs[k], step))
         regs[0].close()
         results.put((index, report))
     except BaseException:
