@@ -10,6 +10,15 @@ a live thread is unknown. These connections ask the server its ROLE once per con
 and refuse one that is not a primary with a ConnectionError, which the connection's
 retry answers by asking the Sentinels again (from_sentinel gives it a dozen retries with
 backoff, several seconds: about what a Sentinel takes to catch up).
+
+They also ask the Sentinels on every reconnect. redis-py (since 6.x) reconnects a dropped
+connection from ``send_packed_command`` through ``connect_check_health``, to the address
+the connection last had, without asking the Sentinels (redis/redis-py#3874): a call that
+redis-py retries after a failover reaches the old primary's address again, and when that
+server is back as a replica, still syncing, a read there answers from missing data. Seen in
+tests/test_failover.py (kill -9 of the primary under load, the old primary restarted): a
+lookup of an acknowledged thread answered None. Here every reconnect goes through
+``connect()``, which asks the Sentinels, then checks the ROLE.
 """
 
 from __future__ import annotations
@@ -35,10 +44,23 @@ def _refusal(reply: Any, address: Any) -> RedisConnectionError | None:
 
 
 class PrimaryConnection(redis.sentinel.SentinelManagedConnection):
-    """A Sentinel-managed connection that is only kept when it reached a primary."""
+    """A Sentinel-managed connection that is only kept when it reached a primary, and
+    that asks the Sentinels where the primary is on every reconnect."""
+
+    _opening = False  # set while connect_to opens the socket at the address it was given
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self._opening or self._sock is not None:
+            super().connect_check_health(*args, **kwargs)
+        else:  # a reconnect (redis-py's retry of a call): ask the Sentinels first
+            self.connect()  # type: ignore[no-untyped-call]
 
     def connect_to(self, address: Any) -> None:
-        super().connect_to(address)  # type: ignore[no-untyped-call]
+        self._opening = True
+        try:
+            super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._opening = False
         if self.connection_pool.is_master:
             self.send_command("ROLE")  # type: ignore[no-untyped-call]
             error = _refusal(self.read_response(), address)
@@ -50,8 +72,20 @@ class PrimaryConnection(redis.sentinel.SentinelManagedConnection):
 class AsyncPrimaryConnection(redis.asyncio.sentinel.SentinelManagedConnection):
     """The asyncio twin of PrimaryConnection."""
 
+    _opening = False
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self._opening or self.is_connected:
+            await super().connect_check_health(*args, **kwargs)
+        else:
+            await self.connect()  # type: ignore[no-untyped-call]
+
     async def connect_to(self, address: Any) -> None:
-        await super().connect_to(address)  # type: ignore[no-untyped-call]
+        self._opening = True
+        try:
+            await super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._opening = False
         if self.connection_pool.is_master:
             await self.send_command("ROLE")
             error = _refusal(await self.read_response(), address)

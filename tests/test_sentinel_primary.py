@@ -1,4 +1,5 @@
-"""A connection from_sentinel makes is kept only when it reached a primary.
+"""A connection from_sentinel makes is kept only when it reached a primary, and asks the
+Sentinels again on every reconnect.
 
 Right after a failover one Sentinel may still name the old primary, and once that server
 is back (restarted as a replica of the new one, its data still syncing) the answer looks
@@ -28,6 +29,7 @@ from redis.retry import Retry
 from registry import ThreadRegistry
 from registry.aio import AsyncThreadRegistry
 from registry.sentinel import AsyncPrimaryConnection, PrimaryConnection
+from tests.proxy import TcpProxy
 from tests.servers import RedisServer
 
 
@@ -123,3 +125,83 @@ def test_from_sentinel_uses_the_primary_checking_connections() -> None:
     assert sync.client.connection_pool.connection_class is PrimaryConnection
     aio = AsyncThreadRegistry.from_sentinel([("127.0.0.1", 1)], "svc", namespace="n")
     assert aio.client.connection_pool.connection_class is AsyncPrimaryConnection
+
+
+class Switchable:
+    """A stand-in for the Sentinel manager whose answer the test sets."""
+
+    def __init__(self, answer: tuple[str, int]) -> None:
+        self.answer = answer
+        self.asked = 0
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        self.asked += 1
+        return self.answer
+
+
+class AsyncSwitchable(Switchable):
+    async def discover_master(self, service_name: str) -> tuple[str, int]:  # type: ignore[override]
+        return Switchable.discover_master(self, service_name)
+
+
+# The failover these tests stage: the client's connection reaches the primary through an
+# address (a proxy) that, after the failover, leads to a replica still syncing (the old
+# primary restarted at its own address); the Sentinels name the new primary. The call in
+# flight loses its reply, and redis-py retries it on the same connection object.
+
+
+def test_a_retried_call_after_a_failover_asks_the_sentinels_where_the_primary_is(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    primary, replica = servers
+    tid = ThreadRegistry(redis.Redis(port=primary.port), namespace="moved").get_or_create("a.b")
+
+    def lookup_across_the_switch(connection_class: Any) -> tuple[str | None, int]:
+        with TcpProxy("127.0.0.1", address(primary)[1]) as proxy:
+            manager = Switchable(("127.0.0.1", proxy.port))
+            pool = redis.sentinel.SentinelConnectionPool(
+                "svc", manager, connection_class=connection_class, retry=Retry(NoBackoff(), 3)
+            )
+            reg = ThreadRegistry(redis.Redis(connection_pool=pool), namespace="moved")
+            assert reg.lookup(tid) == "a.b"  # connected, through the proxy, to the primary
+            proxy.target_port = address(replica)[1]  # the old address now leads to a replica
+            manager.answer = address(primary)  # and the Sentinels name the new primary
+            asked = manager.asked
+            proxy.cut_after_request(1)  # the next call runs, and its reply is lost
+            found = reg.lookup(tid)
+            pool.disconnect()
+            return found, manager.asked - asked
+
+    # redis-py's own connection reconnects to the address it had, and reads the replica.
+    assert lookup_across_the_switch(redis.sentinel.SentinelManagedConnection) == (None, 0)
+    # Ours asks the Sentinels, and reads from the primary.
+    found, asked = lookup_across_the_switch(PrimaryConnection)
+    assert found == "a.b"
+    assert asked >= 1
+
+
+def test_a_retried_call_after_a_failover_asks_the_sentinels_where_the_primary_is_async(
+    servers: tuple[RedisServer, RedisServer],
+) -> None:
+    primary, replica = servers
+    tid = ThreadRegistry(redis.Redis(port=primary.port), namespace="moved-aio").get_or_create("a.b")
+
+    async def lookup_across_the_switch(connection_class: Any) -> tuple[str | None, int]:
+        with TcpProxy("127.0.0.1", address(primary)[1]) as proxy:
+            manager = AsyncSwitchable(("127.0.0.1", proxy.port))
+            pool = redis.asyncio.sentinel.SentinelConnectionPool(
+                "svc", manager, connection_class=connection_class, retry=AsyncRetry(NoBackoff(), 3)
+            )
+            async with AsyncThreadRegistry(redis.asyncio.Redis(connection_pool=pool), namespace="moved-aio") as reg:
+                assert await reg.lookup(tid) == "a.b"
+                proxy.target_port = address(replica)[1]
+                manager.answer = address(primary)
+                asked = manager.asked
+                proxy.cut_after_request(1)
+                found = await reg.lookup(tid)
+                return found, manager.asked - asked
+
+    assert asyncio.run(lookup_across_the_switch(redis.asyncio.sentinel.SentinelManagedConnection)) == (None, 0)
+    found, asked = asyncio.run(lookup_across_the_switch(AsyncPrimaryConnection))
+    assert found == "a.b"
+    assert asked >= 1
