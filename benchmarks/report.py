@@ -275,7 +275,9 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
             "",
             f"One call each, on a chain of {MAX_HOPS} hops and {MAX_CHAIN_BYTES:,} bytes, its long hops "
             f"first (hops of up to {MAX_HOP_BYTES} bytes: the chain the input rules allow that costs a walk "
-            "over its ancestors the most); server µs of that single EVALSHA, the median of 3 runs, "
+            "over its ancestors the most); and each bounded step at the most the scripts take (a gc step "
+            "and a write's sweep over expired entries that carry overrides, pages of dump, check and stats "
+            "over chains at the limits). Server µs of that single EVALSHA, the median of 3 runs, "
             "bar 1,000 µs (the whole shard waits while it runs).",
             "",
             "| call | server µs |",

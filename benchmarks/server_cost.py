@@ -7,7 +7,10 @@ library's keys and argument shapes) is measured the same way, and the rounds int
 every operation, so machine noise falls on all alike. The median of the rounds is kept.
 
 Also: the cost at 1,000 and at 200,000 threads (it must be flat), one call at the input
-limits (32 hops in 2,048 bytes, the long hops first: the worst case), and bytes per live thread.
+limits (32 hops in 2,048 bytes, the long hops first: the worst case; and each bounded
+step at its largest count: a gc step and a write's sweep over expired entries with
+overrides, pages of dump, check and stats over chains at the limits), and bytes per live
+thread.
 
     python -m benchmarks.server_cost [--url URL] [--calls N] [--rounds N] [--quick]
 """
@@ -24,7 +27,14 @@ from typing import Any
 import redis
 
 from registry import ThreadRegistry
+from registry.check import CHECK_PAGE
+from registry.check import page_call as check_page_call
 from registry.keys import namespace_keys
+from registry.operations import DUMP_PAGE, GC_PASS_STEP, Call
+from registry.scripts import script
+from registry.stats import STATS_PAGE
+from registry.stats import page_call as stats_page_call
+from registry.transport import run_call_once
 from registry.validation import MAX_CHAIN_BYTES, MAX_HOP_BYTES, MAX_HOPS
 
 NOOP = "return 1"
@@ -223,8 +233,61 @@ def worst_case(
     Each case runs `repeats` times, in fresh namespaces; the median is reported (one
     call's µs is one sample of a noisy machine).
     """
-    runs = [_worst_case_once(client_factory, limit_chain(hops, size), r) for r in range(repeats)]
+    runs = [
+        {**_worst_case_once(client_factory, limit_chain(hops, size), r), **_steps_once(client_factory, r)}
+        for r in range(repeats)
+    ]
     return {k: round(statistics.median(run[k] for run in runs), 1) for k in runs[0]}
+
+
+# The most each bounded step may take (the scripts refuse more), as the worst case
+# names them: a write's sweep and a gc step over expired entries that each carry an
+# override (the costliest entry to reclaim), and pages over chains at the input limits.
+SWEEP_CAP = GC_PASS_STEP  # the scripts' limit on a write's sweep count and a gc step
+
+
+def _steps_once(client_factory: Callable[[], redis.Redis], run: int) -> dict[str, float]:
+    client = client_factory()
+    out: dict[str, float] = {}
+    ns = f"server-cost-steps-{run}"
+    reg = ThreadRegistry(client, namespace=ns, ttl=TTL_S)
+    short = ThreadRegistry(client, namespace=ns, ttl=2)
+    keys = namespace_keys(ns)
+    try:
+        root = reg.initialize_root("acme")
+        # Chains at the limits: each adds its 25 short-hopped descendants of hop 8.
+        chain = limit_chain()
+        batch = reg.batch()
+        for i in range(40):
+            hops = list(chain)
+            hops[7] = hops[7][:-4] + f"{i:04d}"
+            batch.get_or_create(hops)
+        batch.execute()
+        out[f"dump page of {DUMP_PAGE}"] = _one(
+            client, lambda: run_call_once(client, keys, reg._ops.dump_page("t", "0"))
+        )
+        out[f"check page of {CHECK_PAGE}"] = _one(
+            client, lambda: run_call_once(client, keys, check_page_call("t", "0", CHECK_PAGE))
+        )
+        out[f"stats page of {STATS_PAGE}"] = _one(
+            client, lambda: run_call_once(client, keys, stats_page_call("t", "0"))
+        )
+        # Expired entries with overrides (register_thread binds an id of its own), in a
+        # namespace whose keys a day-long thread keeps: both sweeps reclaim all they see.
+        batch = short.batch()
+        for i in range(3 * SWEEP_CAP):
+            batch.register_thread(str(uuid.uuid4()), "ingress", f"e{i}")
+        batch.execute()
+        time.sleep(2.1)
+        gc = Call(script("gc"), (str(SWEEP_CAP), "0", str(SWEEP_CAP)), list, True)
+        out[f"gc step of {SWEEP_CAP} expired"] = _one(client, lambda: run_call_once(client, keys, gc))
+        write = reg._ops.extend_chain(root, "swept")
+        write.args = (*write.args[:2], str(SWEEP_CAP), *write.args[3:])
+        out[f"write sweeping {SWEEP_CAP} expired"] = _one(client, lambda: run_call_once(client, keys, write))
+    finally:
+        reg.clear()
+        client.close()
+    return out
 
 
 def _worst_case_once(

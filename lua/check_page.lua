@@ -6,7 +6,8 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] 'm', 't', 'o' or 'k'
   ARGV[2] cursor ('0' to start; ignored for 'k')
-  ARGV[3] page size (HSCAN COUNT, 1 to 10000)
+  ARGV[3] page size (HSCAN COUNT, 1 to 100: each live mapping costs a digest or two, and a
+          page's work is bounded, docs/design.md)
 
   Reply 'm', 't', 'o': {next cursor, latest deadline of the page's live entries or '',
                         entries examined, kind, field, detail, other or '', kind, ...}
@@ -29,9 +30,9 @@ end
 local err = F.layout_error(m[1], m[2])
 if err then return redis.error_reply(err) end
 W.SALT = m[1] or nil
-local count = F.whole(ARGV[3], 1, 10000)
+local count = F.whole(ARGV[3], 1, 100)
 if not count then
-  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to 10000')
+  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to 100')
 end
 local key = ({m = KEYS[1], t = KEYS[2], o = KEYS[3]})[ARGV[1]]
 if not key then return redis.error_reply("BADARG check kind " .. ARGV[1] .. " must be 'm', 't', 'o' or 'k'") end

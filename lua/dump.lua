@@ -6,7 +6,7 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] 't' for expiring threads, 'p' for permanent ones
   ARGV[2] cursor ('0' to start)
-  ARGV[3] page size (HSCAN COUNT, 1 to 10000)
+  ARGV[3] page size (HSCAN COUNT, 1 to 500: a page's work is bounded, docs/design.md)
 
   Reply: {next cursor, id, chain, deadline ms or '', id, chain, deadline, ...}
   Errors: BADARG, '2'
@@ -16,9 +16,9 @@
 
 local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
 if m[1] and m[2] ~= '2' then return redis.error_reply(F.layout_error(m[1], m[2])) end
-local count = F.whole(ARGV[3], 1, 10000)
+local count = F.whole(ARGV[3], 1, 500)
 if not count then
-  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. 10000)
+  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to 500')
 end
 local out = {}
 if ARGV[1] == 't' then

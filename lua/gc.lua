@@ -5,9 +5,9 @@
   that writes do on the way.
 
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
-  ARGV[1] entries to examine (1 to 10000)
+  ARGV[1] entries to examine (1 to 128: a step's work is bounded, docs/design.md)
   ARGV[2] cursor ('0' to start a pass)
-  ARGV[3] most mappings to reclaim (1 to 10000); the step stops there
+  ARGV[3] most mappings to reclaim (1 to 128); the step stops there
 
   Reply: {mappings reclaimed, next cursor}; next cursor '0' means the pass ended
   Errors: BADARG (before any write), '2'
@@ -17,13 +17,13 @@
 
 local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
 if m[1] and m[2] ~= '2' then return redis.error_reply(F.layout_error(m[1], m[2])) end
-local count = F.whole(ARGV[1], 1, 10000)
+local count = F.whole(ARGV[1], 1, 128)
 if not count then
-  return redis.error_reply('BADARG gc count ' .. ARGV[1] .. ' must be a whole number from 1 to ' .. 10000)
+  return redis.error_reply('BADARG gc count ' .. ARGV[1] .. ' must be a whole number from 1 to 128')
 end
-local most = F.whole(ARGV[3], 1, 10000)
+local most = F.whole(ARGV[3], 1, 128)
 if not most then
-  return redis.error_reply('BADARG gc most ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. 10000)
+  return redis.error_reply('BADARG gc most ' .. ARGV[3] .. ' must be a whole number from 1 to 128')
 end
 local reclaimed, cursor = F.sweep(ARGV[2], count, most)
 if not reclaimed then return redis.error_reply(cursor) end

@@ -5,7 +5,7 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire
   ARGV[2] a fresh random UUID (used only if the derived id is taken)
-  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[3] entries to sweep for expiry on the way (0 to 128), '0' for none
   ARGV[4] the chain: hops joined by \31
 
   Reply: the thread id

@@ -6,7 +6,7 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] ttl in ms, '' for never expire (applies to live ancestors only)
   ARGV[2] a fresh random UUID
-  ARGV[3] entries to sweep for expiry on the way, '0' for none
+  ARGV[3] entries to sweep for expiry on the way (0 to 128), '0' for none
   ARGV[4] table name (one hop)
   ARGV[5] organism name (one hop)
 

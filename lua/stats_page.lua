@@ -6,7 +6,7 @@
   KEYS[1] meta, KEYS[2] threads, KEYS[3] overrides   (see _core.lua)
   ARGV[1] 't' (threads hash) or 'p' (meta: permanent threads and their overrides)
   ARGV[2] cursor ('0' to start)
-  ARGV[3] page size (HSCAN COUNT, 1 to 10000)
+  ARGV[3] page size (HSCAN COUNT, 1 to 500: a page's work is bounded, docs/design.md)
 
   Reply 't': {next cursor, live mappings, expired mappings, expired floors,
               earliest live deadline or '', latest live deadline or '',
@@ -20,9 +20,9 @@
 local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
 local err = F.layout_error(m[1], m[2])
 if err then return redis.error_reply(err) end
-local count = F.whole(ARGV[3], 1, 10000)
+local count = F.whole(ARGV[3], 1, 500)
 if not count then
-  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to 10000')
+  return redis.error_reply('BADARG page size ' .. ARGV[3] .. ' must be a whole number from 1 to 500')
 end
 if ARGV[1] == 't' then
   local kv, cursor = F.scan_page(KEYS[2], ARGV[2], count)

@@ -18,7 +18,7 @@ from typing import Any
 from .operations import Call, Operations, text
 from .scripts import script
 
-CHECK_PAGE = 200  # entries per page: each live mapping costs a digest or two (its chain, its parent)
+CHECK_PAGE = 100  # entries per page (the most check_page.lua takes): each live mapping costs a digest or two
 # Problems no repair touches: they need a person (a layout this version does not read,
 # a namespace without its salt, fields of an unknown meaning).
 NOT_REPAIRABLE = frozenset({"layout", "unknown"})

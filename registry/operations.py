@@ -39,8 +39,10 @@ ROOT_CHAIN_BEFORE_INIT = "system"
 GC_EVERY = 32
 GC_STEP = 64
 _SWEEP = str(GC_STEP)
-GC_PASS_STEP = 512  # entries one step of gc() examines, whatever its limit
-DUMP_PAGE = 1000
+# Entries one call examines at most (the scripts refuse more): a step's server time stays
+# well under a millisecond at the input limits (docs/design.md, "Work per call").
+GC_PASS_STEP = 128  # entries one step of gc() examines, whatever its limit
+DUMP_PAGE = 500
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 from .operations import Call, Operations, text
 from .scripts import script
 
-STATS_PAGE = 1000
+STATS_PAGE = 500  # entries per page (the most stats_page.lua takes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -529,6 +529,8 @@ def raw(request: pytest.FixtureRequest, client: Any) -> Iterator[Raw]:
         "prune_for_response",
         "gc",
         "dump",
+        "check_page",
+        "stats_page",
     ):
         assert client.script_load(script(name).source) == script(name).sha
     ctx = {"thread": new_id(), "t256": new_id()}
@@ -608,13 +610,22 @@ RAW_CASES: list[Any] = [
     ("dump", lambda x: ["t", "0", "0"], "BADARG"),
     ("dump", lambda x: ["t", "0", "inf"], "BADARG"),
     ("dump", lambda x: ["p", "L-1", "10"], "BADARG"),
+    # counts over what one call may do: a sweep, a gc step or a page is bounded so that no
+    # call holds the shard for more than a millisecond (docs/design.md, "Work per call")
+    ("get_or_create", lambda x: [TTL, _c(), "129", "a"], "BADARG"),
+    ("extend_chain", lambda x: [TTL, _c(), "10000", x["thread"], "a"], "BADARG"),
+    ("gc", lambda x: ["129", "0", "10"], "BADARG"),
+    ("gc", lambda x: ["100", "0", "129"], "BADARG"),
+    ("dump", lambda x: ["t", "0", "501"], "BADARG"),
+    ("check_page", lambda x: ["t", "0", "101"], "BADARG"),
+    ("stats_page", lambda x: ["t", "0", "501"], "BADARG"),
 ]
 
 
 def _raw_id(case: Any) -> str:
     name, build, code = case
     argv = build({"thread": "T", "t256": "T256"})
-    if name in ("gc", "dump"):
+    if name in ("gc", "dump", "check_page", "stats_page"):
         shown = "-".join(argv)
     elif code in ("BADARG", "BADID"):
         shown = f"{argv[0][:6]}-{argv[2][:6]}"

@@ -192,7 +192,8 @@ def test_a_retried_call_after_a_failover_asks_the_sentinels_where_the_primary_is
             pool = redis.asyncio.sentinel.SentinelConnectionPool(
                 "svc", manager, connection_class=connection_class, retry=AsyncRetry(NoBackoff(), 3)
             )
-            async with AsyncThreadRegistry(redis.asyncio.Redis(connection_pool=pool), namespace="moved-aio") as reg:
+            client = redis.asyncio.Redis(connection_pool=pool)
+            async with AsyncThreadRegistry(client, namespace="moved-aio") as reg:
                 assert await reg.lookup(tid) == "a.b"
                 proxy.target_port = address(replica)[1]
                 manager.answer = address(primary)
@@ -201,7 +202,8 @@ def test_a_retried_call_after_a_failover_asks_the_sentinels_where_the_primary_is
                 found = await reg.lookup(tid)
                 return found, manager.asked - asked
 
-    assert asyncio.run(lookup_across_the_switch(redis.asyncio.sentinel.SentinelManagedConnection)) == (None, 0)
+    plain = redis.asyncio.sentinel.SentinelManagedConnection
+    assert asyncio.run(lookup_across_the_switch(plain)) == (None, 0)
     found, asked = asyncio.run(lookup_across_the_switch(AsyncPrimaryConnection))
     assert found == "a.b"
     assert asked >= 1
