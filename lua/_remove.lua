@@ -55,6 +55,7 @@ function F.sweep(cursor, count, most)
   if not kv then return nil, next_cursor end
   local reclaimed, dropped, seen = 0, 0, 0
   local doomed = {}
+  local now = W.NOW
   for i = 1, #kv, 2 do
     if most and reclaimed >= most then
       -- Stopped inside the page: the next step examines it again from where it began
@@ -65,9 +66,12 @@ function F.sweep(cursor, count, most)
     end
     seen = seen + 1
     local v = kv[i + 1]
-    if #v >= 6 and F.dec_dl(v) <= W.NOW then  -- '' is the placeholder (see ensure_keys)
-      if #v > 6 then
-        if string.byte(v, 7) == 0 then
+    -- ('' is the placeholder, see ensure_keys. The deadline is decoded in place, as in
+    -- F.dec_dl: a call per entry costs more than the decoding.)
+    local a, b, c, d, e, f, g = string.byte(v, 1, 7)
+    if f and ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f <= now then
+      if g then  -- a mapping (a floor is the deadline alone)
+        if g == 0 then
           F.drop_expiring(kv[i], string.sub(v, 7))
         else
           doomed[#doomed + 1] = kv[i]
