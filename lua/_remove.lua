@@ -53,6 +53,9 @@ end
 function F.sweep(cursor, count, most)
   local kv, next_cursor, off = F.scan_page(KEYS[2], cursor, count)
   if not kv then return nil, next_cursor end
+  -- (A step that resumes a page began at the cursor without its 'C' mark: stopping
+  -- again must give that page's cursor one mark, not two.)
+  if string.byte(cursor, 1) == 67 then cursor = string.sub(cursor, 2) end
   local reclaimed, dropped, seen = 0, 0, 0
   local doomed = {}
   local now = W.NOW

@@ -368,6 +368,34 @@ def test_gc_with_nothing_expired_walks_one_pass(make_registry: MakeRegistry, cli
     assert calls <= 1200 // GC_PASS_STEP + 3, calls
 
 
+def test_a_gc_step_stopped_twice_in_one_page_resumes_it(make_registry: MakeRegistry) -> None:
+    """Steps that each reach their limit inside the same page (a hash-table page of many
+    expired entries, a small limit) resume it every time: the cursor of a step that
+    stopped inside a page it had itself resumed used to carry two 'C' marks, which
+    HSCAN refused ("invalid cursor")."""
+    reg = make_registry(ttl=1.0)
+    make_registry(namespace=reg.namespace, ttl=3600).get_or_create("keeper")  # keeps the hash
+    # Chains over 64 bytes: the threads hash is a hash table whatever its size.
+    long_hop = "h" * 70
+    started = time.monotonic()
+    batch = reg.batch()
+    for i in range(GC_PASS_STEP - 30):
+        batch.get_or_create((long_hop, f"t{i}"))
+    batch.execute()
+    assert time.monotonic() - started < 0.9, "the fill outlasted the ttl"
+    time.sleep(1.1)  # every one of them has expired
+    total, cursor = 0, "0"
+    for _ in range(3):  # three steps of 7 in the first page
+        n, cursor = reg._run(reg._ops.gc_step(cursor, 7))
+        assert n == 7 and cursor != "0", (n, cursor)
+        total += n
+    while cursor != "0":
+        n, cursor = reg._run(reg._ops.gc_step(cursor, 1000))
+        total += n
+    assert total == GC_PASS_STEP - 30  # (the long hop itself is a floor, not a mapping)
+    assert set(reg.debug_dump().values()) == {"keeper"}
+
+
 def test_a_batch_on_another_server_loads_every_script(make_registry: MakeRegistry, client: Any) -> None:
     """After a failover the transport reaches a server that has none of the scripts it
     loaded before, or only those other workers happened to load: it starts from none,
