@@ -67,9 +67,19 @@ local W = {NOW = NOW, META = false, PLAIN = false, NEWDL = nil, HEADROOM = nil}
 -- last registered first, until one has made it. (The includes a script names last are
 -- the ones it needs.) LAZY has room for every group of a script made in advance.
 local LAZY, NLAZY = {false, false, false, false, false, false, false, false}, 0
-local function lazy(make)
+local function lazy(make)  -- returns the group's number, for make_now
   NLAZY = NLAZY + 1
   LAZY[NLAZY] = make
+  return NLAZY
+end
+-- Makes group i now unless it was made: for a caller that knows which group it needs
+-- (F's lookup would make every group registered after it first).
+local function make_now(i)
+  local make = LAZY[i]
+  if make then
+    LAZY[i] = false
+    make()
+  end
 end
 setmetatable(F, {__index = function(t, name)
   local i = NLAZY

@@ -43,13 +43,19 @@ local function valid_id(id)
   return a == 9 and b == 14 and c == 19 and d == 24
 end
 
--- For a plain write (a ttl, a valid random id, no sweep on the way): the deadline it
--- gives what it touches, and the headroom (kept in PLAIN_DL and PLAIN_HR, which
--- F.from_hot hands to the full path: F.begin_write then checks nothing again). nil for
--- anything else.
-local PLAIN_DL, PLAIN_HR
+-- For a plain write (a ttl, a valid random id, a sweep count of 0 to 128): the deadline
+-- it gives what it touches, and the headroom (kept in PLAIN_DL and PLAIN_HR, which
+-- F.from_hot hands to the full path: F.begin_write then checks nothing again; and the
+-- sweep count in SWEEP). nil for anything else. A hot path that answers a call with a
+-- sweep count keeps its answer in DONE, and the script sweeps after its includes
+-- (sweep_after, _remove.lua) instead of going the full way.
+local PLAIN_DL, PLAIN_HR, SWEEP, DONE
 local function plain_write()
-  if ARGV[3] ~= '0' then return nil end
+  local sweep = 0
+  if ARGV[3] ~= '0' then
+    sweep = tonumber(ARGV[3])
+    if not sweep or sweep % 1 ~= 0 or sweep < 1 or sweep > 128 then return nil end
+  end
   local ttl = tonumber(ARGV[1])
   -- (Arithmetic, not math.floor and math.min: each call of a library function costs
   -- more than the comparison. inf and nan fail `% 1 == 0`.)
@@ -58,7 +64,7 @@ local function plain_write()
   end
   local headroom = (ttl - ttl % 64) / 64
   if headroom > 1000 then headroom = 1000 end
-  PLAIN_DL, PLAIN_HR = NOW + ttl, headroom
+  PLAIN_DL, PLAIN_HR, SWEEP = NOW + ttl, headroom, sweep
   return PLAIN_DL, PLAIN_HR
 end
 

@@ -3,7 +3,7 @@
 -- @include _scan
 
 -- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
-lazy(function()
+local REMOVE_GROUP = lazy(function()
 function F.render(chain)
   return (string.gsub(chain, '\31', '.'))
 end
@@ -104,3 +104,15 @@ function F.sweep_on_the_way(count, cursor)
   end
 end
 end)
+
+-- A plain write answered on its hot path (_hot.lua) that was asked to sweep `count`
+-- entries (every 32nd write of a client): the sweep, with only the groups it needs (F's
+-- lookup would first make every group a write script registers after these: all of
+-- _write.lua's helpers, which the full path of the write would have made and used).
+-- Returns the hot path's answer.
+local function sweep_after(answer, count)
+  make_now(SCAN_GROUP)
+  make_now(REMOVE_GROUP)
+  F.sweep_on_the_way(count, redis.call('HGET', KEYS[1], 'cur') or nil)
+  return answer
+end

@@ -2,7 +2,7 @@
 -- @include _core
 
 -- Helpers a call seldom needs: made on first use (F's __index, see _core.lua).
-lazy(function()
+local SCAN_GROUP = lazy(function()
 -- One bounded page of HSCAN: entries (a flat field, value list), the next cursor, and
 -- the listpack offset the page began at (nil for a real HSCAN cursor). A hash small
 -- enough for listpack encoding answers HSCAN with all its entries whatever COUNT says,

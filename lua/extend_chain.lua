@@ -49,21 +49,27 @@ if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
     and (ARGV[6] == nil or ARGV[6] == '' or ARGV[6] == '1') then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
-  if holds_until(fields[1], chain, newdl - headroom) then return d end
+  if holds_until(fields[1], chain, newdl - headroom) then
+    if SWEEP == 0 then return d end
+    DONE = d  -- (swept after the includes)
+  end
   -- A new chain (nothing at d): made here when nothing else claims d and the parent
   -- needs no push (_hot.lua).
   if not fields[1] and not fields[2] then
     local dl = plain_deadline(current_dl, tonumber(meta[3]) or 0)
     if dl and unclaimed(d) then
       redis.call('HSET', KEYS[2], d, enc_dl(dl) .. chain)
-      return d
+      if SWEEP == 0 then return d end
+      DONE = d
     end
   end
 end
 
--- The full way: _core's and _write's helpers, made only now.
+-- The full way: _core's and _write's helpers, made only now (after a hot answer, only
+-- the sweep the call asked for: sweep_after, _remove.lua).
 -- @include _core
 -- @include _write
+if DONE then return sweep_after(DONE, SWEEP) end
 F.from_hot(meta)
 local err = F.begin_write() or (not d and F.check_hop(ARGV[5], 'next hop')) or nil
 if not err and ARGV[6] and ARGV[6] ~= '' and ARGV[6] ~= '1' then

@@ -41,7 +41,10 @@ if newdl and meta[1] and meta[2] == '2' then cut = plain_chain(chain) end
 if cut then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
-  if holds_until(fields[1], chain, newdl - headroom) then return d end
+  if holds_until(fields[1], chain, newdl - headroom) then
+    if SWEEP == 0 then return d end
+    DONE = d  -- (swept after the includes)
+  end
   if not fields[1] and not fields[2] then
     -- A new chain: its parent (prefix) decides its deadline; read in threads, or in
     -- meta (a permanent parent, such as the root) in the same HMGET as d's claims.
@@ -67,14 +70,17 @@ if cut then
     end
     if free and dl then
       redis.call('HSET', KEYS[2], d, enc_dl(dl) .. chain)
-      return d
+      if SWEEP == 0 then return d end
+      DONE = d
     end
   end
 end
 
--- The full way: _core's and _write's helpers, made only now.
+-- The full way: _core's and _write's helpers, made only now (after a hot answer, only
+-- the sweep the call asked for: sweep_after, _remove.lua).
 -- @include _core
 -- @include _write
+if DONE then return sweep_after(DONE, SWEEP) end
 F.from_hot(meta)
 local err = F.begin_write()
 if err then return redis.error_reply(err) end

@@ -36,13 +36,16 @@ if newdl and parent and meta[1] and meta[2] == '2' and (ARGV[5] == nil or ARGV[5
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)
   if holds_until(fields[1], parent, newdl - headroom) then
     local grand = string.match(parent, '^(.*)\31')
-    return {string.sub(parent, grand and #grand + 2 or 1), d}
+    DONE = {string.sub(parent, grand and #grand + 2 or 1), d}
+    if SWEEP == 0 then return DONE end
   end
 end
 
--- The full way: _core's and _write's helpers, made only now.
+-- The full way: _core's and _write's helpers, made only now (after a hot answer, only
+-- the sweep the call asked for: sweep_after, _remove.lua).
 -- @include _core
 -- @include _write
+if DONE then return sweep_after(DONE, SWEEP) end
 F.from_hot(meta)
 local err = F.begin_write()
 for i, name in ipairs({'strict', 'drop'}) do

@@ -41,15 +41,18 @@ if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] =
       if dl and unclaimed(d) then
         redis.call('HSET', KEYS[2], tid, enc_dl(dl) .. '\0' .. d .. chain)
         redis.call('HSET', KEYS[3], d, tid)
-        return tid
+        if SWEEP == 0 then return tid end
+        DONE = tid
       end
     end
   end
 end
 
--- The full way: _core's and _write's helpers, made only now.
+-- The full way: _core's and _write's helpers, made only now (after a hot answer, only
+-- the sweep the call asked for: sweep_after, _remove.lua).
 -- @include _core
 -- @include _write
+if DONE then return sweep_after(DONE, SWEEP) end
 F.from_hot(meta)
 local err = F.begin_write()
 local root, tid_permanent = meta[4] or nil, meta[5] or nil

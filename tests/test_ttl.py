@@ -287,6 +287,42 @@ def test_gc_reclaims_expired_mappings(make_registry: MakeRegistry, client: Any, 
     assert set(in_one_call.debug_dump().values()) == {"keeper"}
 
 
+def test_a_write_answered_on_its_hot_path_still_sweeps(make_registry: MakeRegistry, client: Any) -> None:
+    """A write that carries a sweep count (every 32nd write of a client) and is answered
+    on its script's hot path (a touch within the headroom, or a new chain bound there)
+    answers as without one, and sweeps: expired entries go, and the cursor moves."""
+    from registry.scripts import script
+
+    namespace = "hot-sweep"
+    meta, threads, _ = namespace_keys(namespace)
+    live = make_registry(namespace=namespace, ttl=3600)
+    router = live.extend_chain(live.get_or_create("console"), "router")
+    worker = live.extend_chain(router, "worker")
+    short = make_registry(namespace=namespace, ttl=GC_TTL)
+    batch = short.batch()
+    for i in range(300):
+        batch.get_or_create(f"bulk.t{i}")
+    batch.execute()
+    time.sleep(GC_TTL + 0.15)
+    before = mappings_in(client, threads)
+    keys = namespace_keys(namespace)
+    ext = script("extend_chain")
+    client.script_load(ext.source)
+    swept = []
+    for hop, known in (("worker", worker), ("fresh", None)):  # a touch, then a new chain
+        answer = client.evalsha(ext.sha, 3, *keys, "3600000", str(uuid.uuid4()), "64", router, hop, "")
+        answer = answer.decode() if isinstance(answer, bytes) else answer
+        if known is not None:
+            assert answer == known
+        else:
+            assert live.lookup_hops(answer) == ("console", "router", "fresh")
+        swept.append(mappings_in(client, threads))
+    assert swept[0] < before  # the touch swept expired mappings
+    assert swept[1] < swept[0] + 1  # the new chain's sweep reclaimed as much as it added, or more
+    assert client.hget(meta, "cur") is not None  # and the sweep cursor moved on
+    assert live.lookup(worker) == "console.router.worker"
+
+
 def _memory(client: Any) -> int:
     """What the keys hold (MEMORY USAGE, every key). The server's used_memory also moves
     with client buffers and its own tables, which Redis 8 and Valkey do not shrink at
