@@ -3,6 +3,11 @@
 -- deadline, then a body: see _core.lua for the layout). A script's hot path (_hot.lua)
 -- runs on these alone.
 
+-- The most entries one sweep or gc step examines: a step over the costliest entries
+-- (expired, with overrides) stays well under a millisecond (docs/design.md, "Bounded
+-- steps"). registry/operations.py's GC_PASS_STEP is the same number.
+local MAX_STEP = 128
+
 local NOW
 do
   local t = redis.call('TIME')

@@ -54,7 +54,7 @@ local function plain_write()
   local sweep = 0
   if ARGV[3] ~= '0' then
     sweep = tonumber(ARGV[3])
-    if not sweep or sweep % 1 ~= 0 or sweep < 1 or sweep > 128 then return nil end
+    if not sweep or sweep % 1 ~= 0 or sweep < 1 or sweep > MAX_STEP then return nil end
   end
   local ttl = tonumber(ARGV[1])
   -- (Arithmetic, not math.floor and math.min: each call of a library function costs

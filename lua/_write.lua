@@ -405,10 +405,8 @@ function F.begin_write(...)
     end
     local err = F.check_id(ARGV[2])
     if err then return err end
-    -- (128 entries at most: a sweep of expired entries with overrides costs 2-4 µs each,
-    -- and no call may hold the shard for more than a millisecond; docs/design.md.)
-    if not F.whole(ARGV[3], 0, 128) then
-      return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to 128'
+    if not F.whole(ARGV[3], 0, MAX_STEP) then
+      return 'BADARG sweep count ' .. ARGV[3] .. ' must be a whole number from 0 to ' .. MAX_STEP
     end
   end
   W.CANDIDATE = ARGV[2]

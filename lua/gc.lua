@@ -17,13 +17,13 @@
 
 local m = redis.call('HMGET', KEYS[1], 'salt', 'v')
 if m[1] and m[2] ~= '2' then return redis.error_reply(F.layout_error(m[1], m[2])) end
-local count = F.whole(ARGV[1], 1, 128)
+local count = F.whole(ARGV[1], 1, MAX_STEP)
 if not count then
-  return redis.error_reply('BADARG gc count ' .. ARGV[1] .. ' must be a whole number from 1 to 128')
+  return redis.error_reply('BADARG gc count ' .. ARGV[1] .. ' must be a whole number from 1 to ' .. MAX_STEP)
 end
-local most = F.whole(ARGV[3], 1, 128)
+local most = F.whole(ARGV[3], 1, MAX_STEP)
 if not most then
-  return redis.error_reply('BADARG gc most ' .. ARGV[3] .. ' must be a whole number from 1 to 128')
+  return redis.error_reply('BADARG gc most ' .. ARGV[3] .. ' must be a whole number from 1 to ' .. MAX_STEP)
 end
 local reclaimed, cursor = F.sweep(ARGV[2], count, most)
 if not reclaimed then return redis.error_reply(cursor) end

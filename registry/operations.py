@@ -41,7 +41,7 @@ GC_STEP = 64
 _SWEEP = str(GC_STEP)
 # Entries one call examines at most (the scripts refuse more): a step's server time stays
 # well under a millisecond at the input limits (docs/design.md, "Work per call").
-GC_PASS_STEP = 128  # entries one step of gc() examines, whatever its limit
+GC_PASS_STEP = 128  # entries one step of gc() examines, whatever its limit (MAX_STEP in lua/_base.lua)
 DUMP_PAGE = 500
 
 
