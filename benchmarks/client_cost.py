@@ -10,9 +10,13 @@ library adds in Python per call:
     python -m benchmarks.client_cost --fake
 
 Prints, per shape, the median wall µs per operation, the ratio floor/ours (ops/s against
-the floor, the benchmark's "client vs floor"), the server µs, and this thread's CPU µs.
-On a busy machine the CPU figures move too (a server's longer scripts cost the client
-cache misses and kernel time); ``--fake`` measures the Python alone: the same shapes
+the floor, the benchmark's "client vs floor"), the server µs, and this thread's CPU µs
+(which moves by several µs from slice to slice on a busy machine: read the wall).
+Two shapes split a new extend_chain's distance from the floor: "raw extend_chain_new"
+sends the library's own script with EVALSHA and no library Python, and "floor spin" a
+script with no effects that keeps the server about as long; the line after the table
+gives the split (the script's share, the library's Python, and how much the round trip
+grows per µs of server time). ``--fake`` measures the Python alone: the same shapes
 through redis-py's whole client path onto connections that answer at once with canned
 replies (no socket, no server), so ours minus the floor is exactly what this library adds.
 """
@@ -32,12 +36,17 @@ import redis.asyncio
 
 from registry import ThreadRegistry
 from registry.aio import AsyncThreadRegistry
+from registry.operations import random_uuid
+from registry.scripts import script
 
 from .contenders import NOOP_SOURCE
 from .env import redis_url
 
 TTL_S = 86400
 HEAD = (str(TTL_S * 1000), "00000000-0000-4000-8000-000000000000", "0")
+# A script with no effects that keeps the server about as long as a new extend_chain
+# (the "floor spin"): how the round trip grows with server time alone.
+SPIN_SOURCE = "local x = 0 for i = 1, 3000 do x = x + i end return 1"
 
 
 def _server_usec(client: redis.Redis) -> tuple[int, int]:
@@ -58,6 +67,9 @@ class Shapes:
         self.router = self.reg.extend_chain(self.reg.extend_chain(root, "console"), "router")
         self.leaves = [self.reg.extend_chain(self.router, f"leaf{k}") for k in range(200)]
         self.sha = self.client.script_load(NOOP_SOURCE)
+        self.spin = self.client.script_load(SPIN_SOURCE)
+        self.ext = script("extend_chain")
+        self.client.script_load(self.ext.source)
         self.keys = self.reg._ops.keys
         self.loop = loop
         self.n = 0
@@ -97,9 +109,17 @@ class Shapes:
             return p.execute()
 
         tag = self.fresh()
+        spin, ext, head = self.spin, self.ext.sha, HEAD[0]
+
+        def raw_extend(i: int) -> Any:  # the library's script, without the library's Python
+            args = (head, random_uuid(), "0", router, f"{tag}r{i}", "")
+            return c.execute_command("EVALSHA", ext, 3, *keys, *args)
+
         return {
             "floor lookup": (lambda i: c.execute_command("EVALSHA", sha, 3, *keys, leaves[i % 200]), 1),
             "floor extend": (lambda i: c.execute_command("EVALSHA", sha, 3, *keys, *ext_args), 1),
+            "floor spin": (lambda i: c.execute_command("EVALSHA", spin, 3, *keys, *ext_args), 1),
+            "raw extend_chain_new": (raw_extend, 1),
             "lookup": (lambda i: reg.lookup(leaves[i % 200]), 1),
             "extend_chain_new": (lambda i: reg.extend_chain(router, f"{tag}s{i}"), 1),
             "floor pipeline x100": (floor_batch, 100),
@@ -202,6 +222,19 @@ def report(out: dict[str, list[tuple[float, float, float]]]) -> list[str]:
         lines.append(
             f"{name:<32} {wall:>10.2f} {fw / wall:>10.2f} {server:>9.2f} {cpu:>13.2f} {cpu - fc:>+8.2f}"
         )
+    # Where a new extend_chain's round trip goes beyond the floor's: the server's time
+    # (the raw script against the floor), and this library's Python (ours against raw).
+    # The floor spin shows how much a round trip grows per µs of server time alone.
+    fw, fs, _ = med["floor extend"]
+    sw, ss, _ = med["floor spin"]
+    rw, rs, _ = med["raw extend_chain_new"]
+    ow = med["extend_chain_new"][0]
+    slope = (sw - fw) / (ss - fs) if ss > fs else float("nan")
+    lines.append(
+        f"extend_chain_new beyond the floor: {ow - fw:+.1f} µs a call = the script {rw - fw:+.1f} "
+        f"(server {rs - fs:+.1f} µs; with no library Python: {fw / rw:.2f}x the floor) + this "
+        f"library's Python {ow - rw:+.1f}; the floor spin: {slope:.2f} µs of round trip per server µs"
+    )
     for api, prefix in (("sync", ""), ("async", "async ")):
         ext = med[prefix + "extend_chain_new"][0] / med[prefix + "batch100 extend_chain_new"][0]
         look = med[prefix + "lookup"][0] / med[prefix + "batch100 lookup"][0]

@@ -111,7 +111,9 @@ end
 
 -- A field of meta.
 function F.classify_meta(field, v)
-  if field == 'salt' or field == 'v' or field == 'x' or field == 'cur' or field == 'ack' then return nil end
+  if field == 'salt' or field == 'v' or field == 'x' or field == 'cur' or field == 'sk' or field == 'ack' then
+    return nil
+  end
   local head, rest = string.sub(field, 1, 1), string.sub(field, 2)
   if field == 'root' then
     local id, body = string.sub(v, 1, 36), string.sub(v, 37)

@@ -47,9 +47,9 @@ end
 -- Incremental expiry: examines about `count` entries of the threads hash from `cursor`
 -- and removes those whose deadline has passed (mappings both directions, and floors),
 -- stopping once `most` mappings were reclaimed. Returns how many mappings were
--- reclaimed and the next cursor ('0': a pass ended; a step that stopped early gives a
--- cursor that examines the rest of its page again), or nil and an error for a cursor
--- this library did not give.
+-- reclaimed, the next cursor ('0': a pass ended; a step that stopped early gives a
+-- cursor that examines the rest of its page again) and how many entries it removed
+-- (mappings and floors), or nil and an error for a cursor this library did not give.
 function F.sweep(cursor, count, most)
   local kv, next_cursor, off = F.scan_page(KEYS[2], cursor, count)
   if not kv then return nil, next_cursor end
@@ -65,7 +65,7 @@ function F.sweep(cursor, count, most)
       -- ('C' keeps a page that began at cursor 0 from reading as the end of a pass).
       next_cursor = off and ('L' .. string.format('%d', off + seen - dropped)) or ('C' .. cursor)
       if #doomed > 0 then redis.call('HDEL', KEYS[2], unpack(doomed)) end
-      return reclaimed, next_cursor
+      return reclaimed, next_cursor, dropped
     end
     seen = seen + 1
     local v = kv[i + 1]
@@ -91,17 +91,47 @@ function F.sweep(cursor, count, most)
     -- What was dropped from this page moved the rest of the listpack up.
     next_cursor = 'L' .. string.format('%d', off + seen - dropped)
   end
-  return reclaimed, next_cursor
+  return reclaimed, next_cursor, dropped
 end
 
--- The sweep that writes do on the way, from the cursor `cursor` read from meta.
-function F.sweep_on_the_way(count, cursor)
-  local _, next_cursor = F.sweep(cursor or '0', count)
-  if next_cursor == '0' or not next_cursor then
-    if cursor then redis.call('HDEL', KEYS[1], 'cur') end
-  else
-    redis.call('HSET', KEYS[1], 'cur', next_cursor)
+-- The sweep that writes do on the way: a step from the cursor kept in meta ('cur').
+-- A step that removes nothing makes the namespace's next 1, then 3, then 7 sweep turns
+-- pass without scanning ('sk' in meta: '<level>:<turns left>'); a step that removes
+-- anything gives every turn its step again. A namespace with nothing expired so pays
+-- an eighth of the sweeps; one where entries expire is swept at the full rate, at
+-- most 7 turns after its first expired entry is met (docs/design.md, "Sweeping on the way").
+local SKIPS = {1, 3, 7}
+function F.sweep_on_the_way(count)
+  local m = redis.call('HMGET', KEYS[1], 'cur', 'sk')
+  local cursor, backoff, level = m[1], m[2], 0
+  if backoff then
+    local l, left = string.match(backoff, '^([123]):(%d)$')
+    if left and left ~= '0' then
+      redis.call('HSET', KEYS[1], 'sk', l .. ':' .. string.format('%d', left - 1))
+      return
+    end
+    level = l and tonumber(l) or 0
   end
+  -- (A cursor this library did not write starts a new pass: HSCAN would fail the
+  -- write after its changes.)
+  if cursor and not string.find(cursor, '^[CL]?%d+$') then cursor = false end
+  local done, next_cursor, dropped = F.sweep(cursor or '0', count)
+  if not done then next_cursor, dropped = '0', 0 end
+  local set, del = {}, {}
+  if next_cursor ~= '0' then
+    set[1], set[2] = 'cur', next_cursor
+  elseif m[1] then
+    del[1] = 'cur'
+  end
+  if dropped == 0 then
+    level = math.min(level + 1, 3)
+    local k = #set
+    set[k + 1], set[k + 2] = 'sk', level .. ':' .. SKIPS[level]
+  elseif backoff then
+    del[#del + 1] = 'sk'
+  end
+  if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+  if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
 end
 end)
 
@@ -113,6 +143,6 @@ end)
 local function sweep_after(answer, count)
   make_now(SCAN_GROUP)
   make_now(REMOVE_GROUP)
-  F.sweep_on_the_way(count, redis.call('HGET', KEYS[1], 'cur') or nil)
+  F.sweep_on_the_way(count)
   return answer
 end

@@ -436,7 +436,7 @@ function F.end_write()
   end
   local n = tonumber(ARGV[3])
   -- (The sweep cursor is read only by a call that sweeps.)
-  if n > 0 then F.sweep_on_the_way(n, redis.call('HGET', KEYS[1], 'cur') or nil) end
+  if n > 0 then F.sweep_on_the_way(n) end
 end
 
 -- What a pushed ancestor gets: at least what its child now has, and HEADROOM beyond

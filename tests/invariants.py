@@ -158,8 +158,9 @@ def assert_raw_keys_consistent(reg: ThreadRegistry, *, reachable: bool = True) -
             assert len(live[tid]) == 2 and live[tid][0] == table, f"table {table} root is {live[tid]!r}"
         else:
             # ack: the counter acknowledged writes bump before WAIT (registry/transport.py);
-            # v: the layout; x: the expiry the threads and overrides keys were last given
-            assert name.startswith(b"P") or name in (b"salt", b"cur", b"ack", b"v", b"x"), (
+            # v: the layout; x: the expiry the threads and overrides keys were last given;
+            # cur and sk: the sweep's cursor and backoff (lua/_remove.lua)
+            assert name.startswith(b"P") or name in (b"salt", b"cur", b"sk", b"ack", b"v", b"x"), (
                 f"unknown meta field {name!r}"
             )
 

@@ -304,6 +304,9 @@ def test_a_write_answered_on_its_hot_path_still_sweeps(make_registry: MakeRegist
         batch.get_or_create(f"bulk.t{i}")
     batch.execute()
     time.sleep(GC_TTL + 0.15)
+    # The fill's sweeps found nothing expired, so the next turns would pass without a
+    # step (the backoff, test_sweeps_back_off_while_nothing_expires): start without it.
+    client.hdel(meta, "sk")
     before = mappings_in(client, threads)
     keys = namespace_keys(namespace)
     ext = script("extend_chain")
@@ -321,6 +324,84 @@ def test_a_write_answered_on_its_hot_path_still_sweeps(make_registry: MakeRegist
     assert swept[1] < swept[0] + 1  # the new chain's sweep reclaimed as much as it added, or more
     assert client.hget(meta, "cur") is not None  # and the sweep cursor moved on
     assert live.lookup(worker) == "console.router.worker"
+
+
+def test_sweeps_back_off_while_nothing_expires(make_registry: MakeRegistry, client: Any) -> None:
+    """A sweep turn whose step removes nothing makes the namespace's next 1, then 3, then
+    7 sweep turns pass without a step; once entries expire, a step within the next 8
+    turns reclaims some, and from then on every turn takes its step again."""
+    from registry.scripts import script
+
+    namespace = "backoff"
+    meta, threads, _ = namespace_keys(namespace)
+    live = make_registry(namespace=namespace, ttl=3600)
+    router = live.extend_chain(live.get_or_create("console"), "router")
+    worker = live.extend_chain(router, "worker")
+    short = make_registry(namespace=namespace, ttl=GC_TTL)
+    batch = short.batch()
+    for i in range(600):  # several pages of 64: each step moves the cursor
+        batch.get_or_create(f"bulk.t{i}")
+    batch.execute()
+    client.hdel(meta, "cur", "sk")  # (the fill's own sweeps: start from a known state)
+    keys = namespace_keys(namespace)
+    ext = script("extend_chain")
+    client.script_load(ext.source)
+
+    def turn() -> tuple[bool, int]:
+        """One sweep turn (a touch answered on its hot path, carrying a sweep count of
+        64): whether it took a step (moved the cursor), and the mappings left."""
+        before = client.hget(meta, "cur")
+        answer = client.evalsha(ext.sha, 3, *keys, "3600000", str(uuid.uuid4()), "64", router, "worker", "")
+        assert (answer.decode() if isinstance(answer, bytes) else answer) == worker
+        return client.hget(meta, "cur") != before, mappings_in(client, threads)
+
+    stepped = [turn()[0] for _ in range(23)]
+    # step, 1 skipped, step, 3 skipped, step, 7 skipped, step, then 7 skipped again
+    assert stepped == [True, False, True] + [False] * 3 + [True] + [False] * 7 + [True] + [False] * 7 + [True]
+    assert mappings_in(client, threads) == 603  # nothing expired, nothing removed
+
+    time.sleep(GC_TTL + 0.15)  # the 600 expire; the namespace is 7 turns from its next step
+    turns = [turn() for _ in range(12)]
+    first = next(k for k, (took, _) in enumerate(turns) if took)
+    assert first <= 7, "a step within the next 8 turns"
+    assert turns[first][1] < 603, "that step reclaimed expired mappings"
+    # (the next three turns examine at most 192 more of the 600 expired entries)
+    after = turns[first + 1 : first + 4]
+    assert len(after) == 3 and all(took for took, _ in after), "every turn steps again once steps reclaim"
+    left = [n for _, n in turns[first : first + 4]]
+    assert left == sorted(left, reverse=True) and len(set(left)) == 4, f"each step reclaims: {left}"
+
+    assert live.lookup(worker) == "console.router.worker"
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "L", "Lx", "-1", "C"])
+def test_a_sweep_cursor_the_library_did_not_write_starts_a_new_pass(
+    make_registry: MakeRegistry, client: Any, cursor: str
+) -> None:
+    """A write whose sweep turn finds a cursor in meta that no step wrote (edited by
+    hand, or by a bug) answers as usual and sweeps from the start, rather than failing
+    after its changes (HSCAN refuses such a cursor)."""
+    from registry.scripts import script
+
+    namespace = "bad-cursor"
+    meta = namespace_keys(namespace)[0]
+    reg = make_registry(namespace=namespace, ttl=3600)
+    router = reg.extend_chain(reg.get_or_create("console"), "router")
+    client.hset(meta, "cur", cursor)
+    client.hdel(meta, "sk")
+    keys = namespace_keys(namespace)
+    ext = script("extend_chain")
+    client.script_load(ext.source)
+    for hop in ("fresh", "fresh"):  # a new chain (full path), then a touch (hot path)
+        answer = client.evalsha(ext.sha, 3, *keys, "3600000", str(uuid.uuid4()), "64", router, hop, "")
+        assert reg.lookup_hops(answer.decode() if isinstance(answer, bytes) else answer) == (
+            "console",
+            "router",
+            "fresh",
+        )
+        assert client.hget(meta, "cur") in (None, b"0") or client.hget(meta, "cur") != cursor.encode()
+        client.hset(meta, "cur", cursor)
+        client.hdel(meta, "sk")
 
 
 def _memory(client: Any) -> int:
