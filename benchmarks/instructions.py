@@ -12,7 +12,7 @@ measures the scripts of ``lua/`` at that git revision too, in the same server an
 namespace shapes (the Python side is this checkout's): a same-code comparison for a
 change to the scripts.
 
-    python -m benchmarks.instructions [--calls N] [--ref REV] [OP ...]
+    python -m benchmarks.instructions [--calls N] [--ref REV] [--fill N] [OP ...]
 
 Two things still move a count a little. The data: each variant's namespace has its own
 random salt and ids, so fields land in other places of a hash (a few percent, as on
@@ -142,7 +142,11 @@ def scripts_from(get: Callable[[str], Script]) -> Iterator[None]:
 
 
 def measure(
-    binary: str, ops: Sequence[str], calls: int, variants: dict[str, Callable[[str], Script]]
+    binary: str,
+    ops: Sequence[str],
+    calls: int,
+    variants: dict[str, Callable[[str], Script]],
+    fill: int = FILL,
 ) -> dict[str, dict[str, int]]:
     """{variant: {op: instructions per call}}, "noop" included."""
     out: dict[str, dict[str, int]] = {v: {} for v in variants}
@@ -152,9 +156,9 @@ def measure(
                 fx = Fixture(client, f"cg-{variant}")
                 # A namespace in use: past 128 fields a hash is a hash table, not the
                 # listpack (searched field by field) a namespace of a few threads is.
-                fill = fx.caller("get_or_create_new")
-                for i in range(FILL):
-                    fill(i)
+                filler = fx.caller("get_or_create_new")
+                for i in range(fill):
+                    filler(i)
                 for op in ("noop", *ops):
                     fn = fx.caller(op)
                     # Loads the script and warms the code paths; and touches every chain
@@ -188,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("ops", nargs="*", help=f"of {', '.join(OPS)} (default: all)")
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--ref", help="also measure lua/ at this git revision")
+    parser.add_argument(
+        "--fill",
+        type=int,
+        default=FILL,
+        help=f"threads made before the counts (default {FILL}); a small namespace, e.g. "
+        "--fill 50 --calls 60 extend_chain_new register_thread, stays under 512 entries",
+    )
     parser.add_argument("--server", default=shutil.which("redis-server") or "redis-server")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
@@ -201,8 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     variants: dict[str, Callable[[str], Script]] = {"this": script}
     if args.ref:
         variants["ref"] = scripts_at(args.ref)
-    result = measure(args.server, args.ops or OPS, args.calls, variants)
-    print(f"instructions per call inside EVALSHA, {args.server}, {args.calls} calls each")
+    result = measure(args.server, args.ops or OPS, args.calls, variants, args.fill)
+    print(
+        f"instructions per call inside EVALSHA, {args.server}, {args.calls} calls each, "
+        f"{args.fill} threads made first"
+    )
     print(table(result))
     return 0
 

@@ -26,7 +26,7 @@ local v = redis.call('HGET', KEYS[2], tid)
 
 -- Hot path (_hot.lua): a plain write binding an unbound id to a new chain under the
 -- root, whose parent is live and needs no push, and that nothing else claims: the
--- mapping and its override in two HSETs.
+-- override (HSETNX) and the mapping (HSET).
 if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] == '2'
     and valid_id(tid) and plain_hop(ARGV[5]) and plain_hop(ARGV[6]) then
   local parent = chain_of(string.sub(meta[4], 37)) .. '\31' .. ARGV[5]
@@ -38,9 +38,11 @@ if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] =
     local pv = f[3]
     if d ~= tid and not f[1] and not f[2] and pv and holds(pv, parent) and dec_dl(pv) > NOW then
       local dl = plain_deadline(dec_dl(pv), tonumber(meta[3]) or 0)
-      if dl and unclaimed(d) then
+      -- (Unclaimed, as in _hot.lua, but the override is the call's own: HSETNX writes
+      -- it only where none is, which is the overrides' check, in one call less.)
+      local m = dl and redis.call('HMGET', KEYS[1], 'P' .. d, 'Q' .. d)
+      if m and not m[1] and not m[2] and redis.call('HSETNX', KEYS[3], d, tid) == 1 then
         redis.call('HSET', KEYS[2], tid, enc_dl(dl) .. '\0' .. d .. chain)
-        redis.call('HSET', KEYS[3], d, tid)
         if SWEEP == 0 then return tid end
         DONE = tid
       end

@@ -56,10 +56,11 @@ def a_thread(reg: ThreadRegistry, hops: tuple[str, ...]) -> str:
 
 
 def overridden(client: Any) -> tuple[str, bytes, bytes]:
-    """An expiring registered thread: (its id, its derived id, its raw value)."""
+    """An expiring registered thread: (its id, its derived id, its raw value). (Only an
+    override whose thread is there: a damage written before may have added one.)"""
     for d, tid in client.hgetall(OVERRIDES).items():
-        if d:
-            return tid.decode(), d, client.hget(THREADS, tid)
+        if d and (value := client.hget(THREADS, tid)) is not None:
+            return tid.decode(), d, value
     raise AssertionError("no override")
 
 

@@ -303,8 +303,11 @@ def test_a_batch_cut_short_marks_later_entries_not_run(
 
 @pytest.fixture(scope="module")
 def listpack_server() -> Iterator[RedisServer]:
-    """An operator raised hash-max-listpack-entries: HSCAN then returns a whole hash at once."""
-    with RedisServer(extra_args=["--hash-max-listpack-entries", "100000"]) as server:
+    """An operator raised hash-max-listpack-entries and hash-max-listpack-value (past the
+    field the library writes to keep its hashes hashtables, lua/_write.lua ensure_keys):
+    the hashes stay listpacks, and HSCAN returns a whole hash at once."""
+    limits = ("--hash-max-listpack-entries", "100000", "--hash-max-listpack-value", "1024")
+    with RedisServer(extra_args=list(limits)) as server:
         yield server
 
 

@@ -242,7 +242,10 @@ def _fill_with_expiring(
             reg.register_thread(new_id(), "ext", f"t{i}")
         else:
             reg.get_or_create(f"bulk.t{i}")
-    for _ in range(64):  # every 16th write sweeps a step: move the cursor off the start
+    # Every 32nd write of a client is a sweep turn: move the cursor off the start (the
+    # fill's steps found nothing expired, so the sweep backed off: end that first).
+    client.hdel(meta, "sk")
+    for _ in range(64):
         if client.hget(meta, "cur") not in (None, b"0"):
             break
         reg.get_or_create("bulk.t1")
