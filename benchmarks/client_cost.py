@@ -137,6 +137,7 @@ class Shapes:
             self.router,
         )
         ext_args = (*HEAD, router, "hop-000000", "")
+        spin = self.spin
 
         async def batch_lookup(i: int) -> Any:
             b = reg.batch()
@@ -154,6 +155,7 @@ class Shapes:
         tag = self.fresh()
         return {
             "async floor extend": (lambda i: c.execute_command("EVALSHA", sha, 3, *keys, *ext_args), 1),
+            "async floor spin": (lambda i: c.execute_command("EVALSHA", spin, 3, *keys, *ext_args), 1),
             "async lookup": (lambda i: reg.lookup(leaves[i % 200]), 1),
             "async extend_chain_new": (lambda i: reg.extend_chain(router, f"{tag}a{i}"), 1),
             "async batch100 lookup": (batch_lookup, 100),
@@ -234,6 +236,12 @@ def report(out: dict[str, list[tuple[float, float, float]]]) -> list[str]:
         f"extend_chain_new beyond the floor: {ow - fw:+.1f} µs a call = the script {rw - fw:+.1f} "
         f"(server {rs - fs:+.1f} µs; with no library Python: {fw / rw:.2f}x the floor) + this "
         f"library's Python {ow - rw:+.1f}; the floor spin: {slope:.2f} µs of round trip per server µs"
+    )
+    afw, afs, afc = med["async floor extend"]
+    asw, ass, asc = med["async floor spin"]
+    lines.append(
+        f"async, the same server time alone (floor spin against floor): {asw - afw:+.1f} µs of "
+        f"round trip and {asc - afc:+.1f} µs of this thread's CPU for {ass - afs:+.1f} server µs"
     )
     for api, prefix in (("sync", ""), ("async", "async ")):
         ext = med[prefix + "extend_chain_new"][0] / med[prefix + "batch100 extend_chain_new"][0]
