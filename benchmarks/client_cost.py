@@ -17,9 +17,10 @@ sends the library's own script with EVALSHA and no library Python, and "floor sp
 script with no effects that keeps the server about as long; the line after the table
 gives the split (the script's share, the library's Python, and how much the round trip
 grows per µs of server time; "async floor spin" gives the same growth for asyncio, whose
-round trip grows faster: a reply that is not there yet suspends the coroutine). ``--fake`` measures the Python alone: the same shapes
-through redis-py's whole client path onto connections that answer at once with canned
-replies (no socket, no server), so ours minus the floor is exactly what this library adds.
+round trip grows faster: a reply that is not there yet suspends the coroutine).
+``--fake`` measures the Python alone: the same shapes through redis-py's whole client
+path onto connections that answer at once with canned replies (no socket, no server),
+so ours minus the floor is exactly what this library adds.
 """
 
 from __future__ import annotations
