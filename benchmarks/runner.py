@@ -139,7 +139,11 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
         rep["server_flat"] = flatness.flat_with_size(
             # (At least 3 rounds: the median of two is their mean, and one noisy round of
             # a loaded machine then decides; 2 rounds read 1.2-1.4x for unchanged scripts.)
-            factory, run_id, cfg.flat_sizes, calls=min(calls, 500), rounds=max(3, rounds // 2)
+            factory,
+            run_id,
+            cfg.flat_sizes,
+            calls=min(calls, 500),
+            rounds=max(3, rounds // 2),
         )
         log("server cost at the input limits")
         rep["server_worst"] = server_cost.worst_case(factory)
