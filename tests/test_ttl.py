@@ -290,6 +290,21 @@ def test_gc_reclaims_expired_mappings(make_registry: MakeRegistry, client: Any, 
     assert set(in_one_call.debug_dump().values()) == {"keeper"}
 
 
+def _worker_beside_expiring(
+    make_registry: MakeRegistry, namespace: str, count: int
+) -> tuple[ThreadRegistry, str, str]:
+    """console.router.worker (ttl an hour) beside `count` chains that expire after GC_TTL:
+    (the long-lived registry, the router's id, the worker's id)."""
+    live = make_registry(namespace=namespace, ttl=3600)
+    router = live.extend_chain(live.get_or_create("console"), "router")
+    worker = live.extend_chain(router, "worker")
+    batch = make_registry(namespace=namespace, ttl=GC_TTL).batch()
+    for i in range(count):
+        batch.get_or_create(f"bulk.t{i}")
+    batch.execute()
+    return live, router, worker
+
+
 def test_a_write_answered_on_its_hot_path_still_sweeps(make_registry: MakeRegistry, client: Any) -> None:
     """A write that carries a sweep count (every 32nd write of a client) and is answered
     on its script's hot path (a touch within the headroom, or a new chain bound there)
@@ -298,14 +313,7 @@ def test_a_write_answered_on_its_hot_path_still_sweeps(make_registry: MakeRegist
 
     namespace = "hot-sweep"
     meta, threads, _ = namespace_keys(namespace)
-    live = make_registry(namespace=namespace, ttl=3600)
-    router = live.extend_chain(live.get_or_create("console"), "router")
-    worker = live.extend_chain(router, "worker")
-    short = make_registry(namespace=namespace, ttl=GC_TTL)
-    batch = short.batch()
-    for i in range(300):
-        batch.get_or_create(f"bulk.t{i}")
-    batch.execute()
+    live, router, worker = _worker_beside_expiring(make_registry, namespace, 300)
     time.sleep(GC_TTL + 0.15)
     # The fill's sweeps found nothing expired, so the next turns would pass without a
     # step (the backoff, test_sweeps_back_off_while_nothing_expires): start without it.
@@ -337,14 +345,8 @@ def test_sweeps_back_off_while_nothing_expires(make_registry: MakeRegistry, clie
 
     namespace = "backoff"
     meta, threads, _ = namespace_keys(namespace)
-    live = make_registry(namespace=namespace, ttl=3600)
-    router = live.extend_chain(live.get_or_create("console"), "router")
-    worker = live.extend_chain(router, "worker")
-    short = make_registry(namespace=namespace, ttl=GC_TTL)
-    batch = short.batch()
-    for i in range(600):  # several pages of 64: each step moves the cursor
-        batch.get_or_create(f"bulk.t{i}")
-    batch.execute()
+    # (several pages of 64: each step moves the cursor)
+    live, router, worker = _worker_beside_expiring(make_registry, namespace, 600)
     client.hdel(meta, "cur", "sk")  # (the fill's own sweeps: start from a known state)
     keys = namespace_keys(namespace)
     ext = script("extend_chain")
