@@ -311,6 +311,36 @@ def listpack_server() -> Iterator[RedisServer]:
         yield server
 
 
+def test_the_threads_and_overrides_hashes_are_kept_hashtables(redis_server: RedisServer) -> None:
+    """Below 512 entries Redis keeps a hash as a listpack, where a field that is not there
+    is found by reading every entry: the library keeps both hashes hashtables (lua/_write.lua
+    ensure_keys), also after a hash came back as a listpack (RESTORE, as a restart or a slot
+    migration loads it), at the next write that raises the keys' expiry."""
+    client = redis_server.client()
+    client.flushall()
+    reg = ThreadRegistry(client, namespace="ht", ttl=600)
+    root = reg.initialize_root("acme")
+    reg.extend_chain(root, "a")
+    reg.register_thread(str(uuid.uuid4()), "ingress", "b")
+    meta, threads, overrides = namespace_keys("ht")
+
+    def encodings() -> set[bytes]:
+        return {client.object("encoding", threads), client.object("encoding", overrides)}
+
+    assert encodings() == {b"hashtable"}
+    for key in (threads, overrides):
+        ttl, payload = client.pttl(key), client.dump(key)
+        client.delete(key)
+        client.restore(key, ttl, payload)
+    assert encodings() == {b"listpack"}
+    client.hset(meta, "x", "0")  # (as once ttl/8 has passed: the next write raises the expiry)
+    reg.extend_chain(root, "c")
+    assert encodings() == {b"hashtable"}
+    # nothing is left of the conversion: every field is an id (36), a floor (37) or ''
+    assert max(len(k) for key in (threads, overrides) for k in client.hkeys(key)) <= 37
+    assert reg.lookup_hops(reg.extend_chain(root, "a")) == ("system", "acme", "a")
+
+
 def test_dump_pages_and_gc_steps_stay_bounded_on_a_large_listpack(listpack_server: RedisServer) -> None:
     client = listpack_server.client()
     client.flushall()
