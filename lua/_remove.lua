@@ -98,8 +98,9 @@ end
 -- A step that removes nothing makes the namespace's next 1, then 3, then 7 sweep turns
 -- pass without scanning ('sk' in meta: '<level>:<turns left>'); a step that removes
 -- anything gives every turn its step again. A namespace with nothing expired so pays
--- an eighth of the sweeps; one where entries expire is swept at the full rate, at
--- most 7 turns after its first expired entry is met (docs/design.md, "Sweeping on the way").
+-- an eighth of the sweeps; one where entries start to expire takes a step within 8
+-- turns, and the full rate from the first step that meets one (docs/design.md,
+-- "Sweeping on the way").
 local SKIPS = {1, 3, 7}
 function F.sweep_on_the_way(count)
   local m = redis.call('HMGET', KEYS[1], 'cur', 'sk')

@@ -392,6 +392,19 @@ def test_register_thread_chain_with_another_id(reg: ThreadRegistry) -> None:
     assert reg.lookup(tid) == "console.mailer"
 
 
+def test_register_thread_chain_registered_with_another_id(reg: ThreadRegistry) -> None:
+    """The usual registration (a root, a live parent: the script's hot path) of a chain
+    another external id holds returns that id: its override is a claim, never overwritten."""
+    reg.extend_chain(reg.initialize_root("acme"), "console")
+    first, second = new_id(), new_id()
+    assert reg.register_thread(first, "console", "mailer") == first
+    dump = reg.debug_dump()
+    assert reg.register_thread(second, "console", "mailer") == first
+    assert reg.lookup(second) is None
+    assert reg.lookup(first) == "system.acme.console.mailer"
+    assert reg.debug_dump() == dump
+
+
 def test_register_thread_uppercase_id_normalized(reg: ThreadRegistry) -> None:
     tid = new_id()
     assert reg.register_thread(tid.upper(), "console", "router") == tid
