@@ -231,6 +231,19 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{op} vs (b), 1 client", paired_ratio(cell(op, "ours"), cell(op, "plain")), bar, op)
         for op in single:
             add(f"{op} vs floor (d), 1 client", paired_ratio(cell(op, "ours"), cell(op, "floor")), 0.85, op)
+    fb = report.get("floor_budget")
+    if fb:
+        b, skeleton = fb["budget"], fb["shapes"]["write skeleton"]
+        for name, value, unit in (
+            (f"floor budget: server µs a call may take for {fb['bar']}x of the floor", b["server_us"], " µs"),
+            ("floor budget: the same, x the no-op", b["x_noop"], "x"),
+            (
+                "floor budget: a write skeleton (TIME, HMGET, HSET; no checks) vs floor (d)",
+                skeleton["vs_floor"],
+                "x",
+            ),
+        ):
+            out.append({"target": name, "value": value, "bar": None, "unit": unit, "status": "INFO"})
     batches = report.get("batches", {}).get("ops", {})
     for op, by_variant in batches.items():
         for api in ("sync", "async"):

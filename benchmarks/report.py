@@ -66,6 +66,7 @@ def markdown(rep: dict[str, Any]) -> str:
     out.append("")
 
     out += server_markdown(rep)
+    out += floor_budget_markdown(rep)
     out += embedded_markdown(rep)
     out += pipeline_markdown(rep)
 
@@ -310,6 +311,34 @@ def server_markdown(rep: dict[str, Any]) -> list[str]:
                 f"{_us(r['lua_rest_us'])} | {cmds or '-'} |"
             )
         out.append("")
+    return out
+
+
+def floor_budget_markdown(rep: dict[str, Any]) -> list[str]:
+    fb = rep.get("floor_budget")
+    if not fb:
+        return []
+    b = fb["budget"]
+    out = [
+        f"## What {fb['bar']}x of the floor leaves a call (1 client, {fb['rounds']} interleaved rounds "
+        f"of {fb['calls']:,} calls)",
+        "",
+        "Spin scripts (a loop, no effects) fitted with the floor to wall = a + b x server µs give the "
+        "server time at which a call falls to the bar; beside them, a write skeleton (TIME, one HMGET, "
+        "the derived id, one HSET: no input checks, no claims, no expiry) and the library's writes. "
+        "`python -m benchmarks.floor_budget`.",
+        "",
+        "| shape | server µs | x no-op | floor/ours | wall µs |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in fb["shapes"].items():
+        out.append(f"| {name} | {r['server_us']} | {r['x_noop']} | {r['vs_floor']} | {r['wall_us']} |")
+    out += [
+        "",
+        f"Budget: {b['server_us']} server µs ({b['x_noop']}x the no-op); the round trip grows "
+        f"{b['slope_wall_per_server_us']} µs per server µs.",
+        "",
+    ]
     return out
 
 

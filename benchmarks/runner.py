@@ -15,6 +15,7 @@ from . import (
     batches,
     embedded,
     flatness,
+    floor_budget,
     loads,
     matrix,
     memory,
@@ -163,6 +164,10 @@ def run(cfg: Config, url: str | None = None, out_dir: Path | None = None) -> dic
         log("shape single: 1 client, in this process")
         single = loads.run_schedule(_plan(cfg, server_url, tag, 0, False))
         rep["shapes"]["single"] = {"label": SHAPES["single"], "clients": 1, "ops": analysis.table([single])}
+        log("floor budget: the server time 0.85x of the floor leaves a call, beside a write skeleton")
+        rep["floor_budget"] = floor_budget.measure(
+            server_url, cfg.rounds, min(cfg.profile_calls, 1500), namespace=f"floor-budget-{run_id}"
+        )
 
         tag = f"distinct-{run_id}"
         log(f"shape distinct: {cfg.procs} processes")

@@ -77,7 +77,14 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
     for row in emb.values():
         assert set(row) == {"embedded", "plain", "dict"} and all(c["ops_s"] > 0 for c in row.values())
 
+    fb = data["floor_budget"]
+    assert set(fb["shapes"]) >= {"floor", "write skeleton", "extend_chain_new", "extend_chain_existing"}
+    assert fb["shapes"]["floor"]["x_noop"] == 1.0 and fb["shapes"]["floor"]["vs_floor"] == 1.0
+    # (Server time, not wall: the spins' server µs grow with their length on any machine.)
+    assert fb["shapes"]["spin 3000"]["server_us"] > fb["shapes"]["spin 250"]["server_us"]
+    assert all(r["wall_us"] > 0 and r["server_us"] > 0 for r in fb["shapes"].values())
     names = {t["target"] for t in data["targets"]}
+    assert any(n.startswith("floor budget: ") for n in names)
     for op in SERVER_OPS:
         assert f"server: {op} x the no-op script" in names
     assert {"embedded: extend_chain_new ops/s", "embedded: lookup ops/s"} <= names
@@ -98,6 +105,7 @@ def test_smoke_run_writes_json_and_markdown(redis_server: RedisServer, tmp_path:
         "### Flat with size",
         "### Worst case at the input limits",
         "### Where the server µs go",
+        "## What 0.85x of the floor leaves a call",
         "## Embedded default backend",
     ):
         assert section in md, section
