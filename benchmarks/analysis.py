@@ -242,6 +242,11 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 skeleton["vs_floor"],
                 "x",
             ),
+            (
+                "floor budget: extend_chain_new vs the floor sent on a pooled connection",
+                fb["shapes"]["extend_chain_new"]["vs_floor_on_pool"],
+                "x",
+            ),
         ):
             out.append({"target": name, "value": value, "bar": None, "unit": unit, "status": "INFO"})
     batches = report.get("batches", {}).get("ops", {})

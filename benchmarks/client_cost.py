@@ -12,7 +12,9 @@ library adds in Python per call:
 Prints, per shape, the median wall µs per operation, the ratio floor/ours (ops/s against
 the floor, the benchmark's "client vs floor"), the server µs, and this thread's CPU µs
 (which moves by several µs from slice to slice on a busy machine: read the wall).
-Two shapes split a new extend_chain's distance from the floor: "raw extend_chain_new"
+"floor on pool" sends the floor's no-op the way the library sends a single call (on a
+pooled connection, not through redis-py's execute_command: docs/design.md, "The client's
+share of a call"). Two shapes split a new extend_chain's distance from the floor: "raw extend_chain_new"
 sends the library's own script with EVALSHA and no library Python, and "floor spin" a
 script with no effects that keeps the server about as long; the line after the table
 gives the split (the script's share, the library's Python, and how much the round trip
@@ -40,6 +42,7 @@ from registry import ThreadRegistry
 from registry.aio import AsyncThreadRegistry
 from registry.operations import random_uuid
 from registry.scripts import script
+from registry.transport import send_on_pool
 
 from .contenders import NOOP_SOURCE
 from .env import redis_url
@@ -120,6 +123,8 @@ class Shapes:
         return {
             "floor lookup": (lambda i: c.execute_command("EVALSHA", sha, 3, *keys, leaves[i % 200]), 1),
             "floor extend": (lambda i: c.execute_command("EVALSHA", sha, 3, *keys, *ext_args), 1),
+            # The same no-op sent as the library sends a single call (send_on_pool).
+            "floor on pool": (lambda i: send_on_pool(c, ("EVALSHA", sha, 3, *keys, *ext_args)), 1),
             "floor spin": (lambda i: c.execute_command("EVALSHA", spin, 3, *keys, *ext_args), 1),
             "raw extend_chain_new": (raw_extend, 1),
             "lookup": (lambda i: reg.lookup(leaves[i % 200]), 1),

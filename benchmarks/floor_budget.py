@@ -6,7 +6,9 @@ bound on wall time, and a call's wall time grows with its server time by more th
 server time itself on a small VM (a client that waits longer wakes up slower). This
 measures that relation directly, in interleaved rounds on one throwaway server:
 
-- the floor: ``return 1`` with the library's keys and a write's argument shapes;
+- the floor: ``return 1`` with the library's keys and a write's argument shapes, through
+  redis-py's ``execute_command``; and the same no-op sent as the library sends a single
+  call ("floor on pool");
 - spin scripts that only count in a loop, at several lengths: server time alone, no
   effects; a straight line fitted through them and the floor (wall = a + b x server µs)
   gives the budget, the server µs at which a call falls to 0.85x of the floor;
@@ -19,8 +21,10 @@ measures that relation directly, in interleaved rounds on one throwaway server:
 
     python -m benchmarks.floor_budget [--url URL] [--rounds 7] [--calls 1500]
 
-Prints per shape the median server µs, its ratio to the no-op, and floor/ours (ops/s
-against the floor in the same round), then the budget.
+Prints per shape the median server µs, its ratio to the no-op, floor/ours (ops/s against
+the floor in the same round), the same against "floor on pool" (the floor's no-op sent as
+the library sends a single call: on a pooled connection, not through redis-py's
+execute_command), and the budget.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import redis
 
 from registry import ThreadRegistry
 from registry.operations import random_uuid
+from registry.transport import send_on_pool
 
 from .contenders import NOOP_SOURCE
 from .env import redis_url
@@ -92,6 +97,11 @@ def shapes(client: redis.Redis, reg: ThreadRegistry, router: str) -> dict[str, C
         return client.execute_command("EVALSHA", sha, 3, *keys, *args)  # type: ignore[no-untyped-call]
 
     out: dict[str, Callable[[int], Any]] = {"floor": lambda i: evalsha(noop, *head, router, "hop-000000", "")}
+    # The floor sent as the library sends a single call: on a pooled connection, not
+    # through execute_command (docs/design.md, "The client's share of a call").
+    out["floor on pool"] = lambda i: send_on_pool(
+        client, ("EVALSHA", noop, 3, *keys, *head, router, "hop-000000", "")
+    )
     for n in SPINS:
         sha = client.script_load(_spin_source(n))
         out[f"spin {n}"] = lambda i, sha=sha: evalsha(sha, *head, router, "hop-000000", "")
@@ -117,7 +127,7 @@ def measure(url: str, rounds: int, calls: int, namespace: str = "floor-budget") 
         reg.extend_chain(router, "leaf")  # the chain the touches find
         fns = shapes(client, reg, router)
         names = list(fns)
-        per_round: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in names}
+        per_round: dict[str, list[tuple[float, float, float, float, float]]] = {n: [] for n in names}
         for rnd in range(rounds + 1):  # round 0 warms up
             took: dict[str, tuple[float, float]] = {}
             for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
@@ -131,8 +141,9 @@ def measure(url: str, rounds: int, calls: int, namespace: str = "floor-budget") 
                 took[name] = (wall, float(stats.get("usec", 0)) / max(1, int(stats.get("calls", 1))))
             if rnd:
                 fw, fs = took["floor"]
+                pw = took["floor on pool"][0]
                 for name, (wall, server) in took.items():
-                    per_round[name].append((wall, server, server / fs, fw / wall))
+                    per_round[name].append((wall, server, server / fs, fw / wall, pw / wall))
     finally:
         reg.clear()
         client.close()
@@ -142,6 +153,7 @@ def measure(url: str, rounds: int, calls: int, namespace: str = "floor-budget") 
             "server_us": round(statistics.median(r[1] for r in rows), 2),
             "x_noop": round(statistics.median(r[2] for r in rows), 2),
             "vs_floor": round(statistics.median(r[3] for r in rows), 3),
+            "vs_floor_on_pool": round(statistics.median(r[4] for r in rows), 3),
         }
         for name, rows in per_round.items()
     }
@@ -151,7 +163,7 @@ def measure(url: str, rounds: int, calls: int, namespace: str = "floor-budget") 
 def budget(med: dict[str, dict[str, float]]) -> dict[str, float]:
     """The least-squares line wall = a + b * server through the floor and the spins, and
     the server µs (and x the no-op) at which a call's wall reaches floor wall / BAR."""
-    pts = [(med[n]["server_us"], med[n]["wall_us"]) for n in med if n == "floor" or n.startswith("spin")]
+    pts = [(med[n]["server_us"], med[n]["wall_us"]) for n in ("floor", *(f"spin {k}" for k in SPINS))]
     mx = statistics.fmean(x for x, _ in pts)
     my = statistics.fmean(y for _, y in pts)
     sxx = sum((x - mx) ** 2 for x, _ in pts)
@@ -168,9 +180,12 @@ def budget(med: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def lines(result: dict[str, Any]) -> list[str]:
     """The table and the budget, as printed and as latest.md shows them."""
-    out = [f"{'shape':<24} {'server µs':>9} {'x no-op':>8} {'floor/ours':>10} {'wall µs':>8}"]
+    out = [f"{'shape':<24} {'server µs':>9} {'x no-op':>8} {'floor/ours':>10} {'on pool':>8} {'wall µs':>8}"]
     for name, r in result["shapes"].items():
-        cells = f"{r['server_us']:>9.2f} {r['x_noop']:>8.2f} {r['vs_floor']:>10.3f} {r['wall_us']:>8.1f}"
+        cells = (
+            f"{r['server_us']:>9.2f} {r['x_noop']:>8.2f} {r['vs_floor']:>10.3f} "
+            f"{r['vs_floor_on_pool']:>8.3f} {r['wall_us']:>8.1f}"
+        )
         out.append(f"{name:<24} {cells}")
     b = result["budget"]
     out.append(

@@ -565,8 +565,10 @@ def run_call_once(
     call: Call[T],
     hooks: Hooks = LOGGING_ONLY,
     head: Sequence[Any] | None = None,
+    send: Any = None,
 ) -> T:
-    """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT."""
+    """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT.
+    `send(command)`: how the EVALSHA goes (default: the client's execute_command)."""
     s = call.script
     if s is None:
         return call.decode(None)
@@ -574,7 +576,8 @@ def run_call_once(
         try:
             if head is None:
                 head = ("EVALSHA", s.sha, len(keys), *keys)
-            reply = client.execute_command(*head, *call.args)
+            command = (*head, *call.args)
+            reply = client.execute_command(*command) if send is None else send(command)
         except NoScriptError:
             hooks.script_loaded(s.name)
             load_here(client, keys, s)
@@ -586,6 +589,51 @@ def run_call_once(
     except ResponseError as exc:
         raise map_error(exc) from None
     return call.decode(reply)
+
+
+def sends_on_its_pool(client: Any) -> bool:
+    """Whether a single call may go on a connection of the client's pool directly
+    (send_on_pool) instead of through execute_command: a standalone or Sentinel client of
+    redis-py's own, whose execute_command nothing overrides or wraps (the embedded
+    backend's has a path of its own; an instrumentation that wraps it must see the calls),
+    and that is not a single-connection client."""
+    if not isinstance(client, redis.Redis) or getattr(client, "connection", None) is not None:
+        return False
+    pool = getattr(client, "connection_pool", None)
+    execute = type(client).execute_command
+    return (
+        pool is not None
+        and callable(getattr(pool, "get_connection", None))
+        and getattr(execute, "__module__", None) == "redis.client"
+        and not hasattr(execute, "__wrapped__")
+    )
+
+
+def send_on_pool(client: Any, command: tuple[Any, ...]) -> Any:
+    """One command on a connection of the client's pool, as redis-py's execute_command
+    sends it (the connection's retry policy; a connection that failed is dropped before
+    the next attempt) without its per-command bookkeeping: about a fifth of a loopback
+    round trip on a small VM (docs/design.md, "The client's share of a call"). Batches
+    are sent this way already (SyncTransport._send)."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        return conn.retry.call_with_retry(
+            lambda: _send_and_read(conn, command), lambda _error: conn.disconnect()
+        )
+    finally:
+        try:
+            reconnect = getattr(conn, "should_reconnect", None)
+            if reconnect is not None and reconnect():  # (a server's maintenance notice)
+                conn.disconnect()
+                conn.connect()
+        finally:
+            pool.release(conn)
+
+
+def _send_and_read(conn: Any, command: tuple[Any, ...]) -> Any:
+    conn.send_packed_command(_pack(conn, [command]))
+    return conn.read_response()
 
 
 def connection_limit(client: Any) -> int | None:
@@ -710,6 +758,8 @@ class SyncTransport(TransportBase):
         retry_seconds: float | None = None,
     ) -> None:
         super().__init__(client, keys, durability, retry_seconds)
+        # How a single call's EVALSHA goes (None: the client's execute_command).
+        self._send_one: Any = functools.partial(send_on_pool, client) if sends_on_its_pool(client) else None
         # One token per connection the pool lends: a call takes one, or waits for one.
         self._slots: queue.SimpleQueue[None] | None = None
         if self.limit:
@@ -729,7 +779,7 @@ class SyncTransport(TransportBase):
                 return self.single_result(call, self._drive(self.plan([call])))
             head = self._heads.get(s.sha) or self.head(s)
             try:  # run_call, its first attempt inlined
-                return run_call_once(self.client, self.keys, call, self.hooks, head)
+                return run_call_once(self.client, self.keys, call, self.hooks, head, self._send_one)
             except TRANSIENT as exc:
                 if not self.retry_seconds or not healable(exc):
                     raise

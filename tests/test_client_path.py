@@ -4,6 +4,7 @@ the same ids, the same waiting for connections."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 import sys
 import uuid
@@ -13,12 +14,15 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from registry import ThreadRegistry, UnknownThreadError
 from registry.aio import AsyncThreadRegistry
 from registry.operations import random_uuid
 from registry.scripts import script
-from registry.transport import _ascii_compatible, _pack, evalsha_head
+from registry.transport import _ascii_compatible, _pack, evalsha_head, sends_on_its_pool
+from tests.proxy import TcpProxy
 from tests.servers import RedisServer
 
 KEYS = ("threadreg:{ns}:meta", "threadreg:{ns}:threads", "threadreg:{ns}:overrides")
@@ -130,3 +134,93 @@ def test_the_client_cost_benchmark_runs_without_a_server() -> None:
     assert done.returncode == 0, done.stderr
     rows = {line[:32].strip() for line in done.stdout.splitlines()[2:]}
     assert {"floor extend", "extend_chain", "batch100 lookup", "async batch100 extend_chain"} <= rows
+
+
+class _Counted(redis.Redis):
+    """A client whose execute_command something wraps (as instrumentation does)."""
+
+    seen = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] == "EVALSHA":
+            type(self).seen += 1
+        return super().execute_command(*args, **options)
+
+
+class _Wrapped(redis.Redis):
+    """The same by a decorator (functools.wraps, as wrapt does, leaves __wrapped__)."""
+
+    seen = 0
+
+    @functools.wraps(redis.Redis.execute_command)
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] == "EVALSHA":
+            type(self).seen += 1
+        return redis.Redis.execute_command(self, *args, **options)
+
+
+def test_single_calls_go_on_the_pool_unless_something_watches_execute_command(
+    redis_server: RedisServer,
+) -> None:
+    """A plain client's single calls go on a pooled connection, not through execute_command
+    (which costs about a fifth of a loopback round trip); a client whose execute_command
+    is overridden or wrapped sees every call there; all give the same ids."""
+    plain = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    seen: list[Any] = []
+    passed_on = plain.execute_command
+
+    def watched(*args: Any, **options: Any) -> Any:  # (on the instance: the class's is stock)
+        seen.append(args[0])
+        return passed_on(*args, **options)
+
+    plain.execute_command = watched  # type: ignore[method-assign]
+    assert sends_on_its_pool(plain)
+    reg = ThreadRegistry(plain, namespace="onpool")
+    reg.clear()
+    root = reg.initialize_root("acme")
+    reg.extend_chain(root, "warm")
+    reg.lookup(root)
+    seen.clear()  # (a script the server did not have yet was loaded through it: NOSCRIPT)
+    child = reg.extend_chain(root, "router")
+    assert reg.lookup(child) == "system.acme.router"
+    assert reg.prune_for_response(child) == ("acme", root)
+    assert seen == []
+    in_use = plain.connection_pool._in_use_connections
+    assert len(in_use) == 0  # every connection given back
+
+    for cls in (_Counted, _Wrapped):
+        client = cls(host="127.0.0.1", port=redis_server.port)
+        assert not sends_on_its_pool(client)
+        other = ThreadRegistry(client, namespace="onpool")
+        assert other.extend_chain(root, "router") == child
+        assert other.lookup(child) == "system.acme.router"
+        assert cls.seen == 2
+    single = redis.Redis(host="127.0.0.1", port=redis_server.port, single_connection_client=True)
+    assert not sends_on_its_pool(single)
+    assert ThreadRegistry(single, namespace="onpool").extend_chain(root, "router") == child
+    reg.clear()
+
+
+def test_a_call_on_the_pool_follows_the_clients_retry_policy(redis_server: RedisServer) -> None:
+    """A connection cut after the server ran the call: with retries the call is sent
+    again on a new connection (the same id: the chain has one); without, redis-py's
+    ConnectionError, and the connection is given back either way."""
+    with TcpProxy("127.0.0.1", redis_server.port or 0) as proxy:
+        retrying = redis.Redis(host="127.0.0.1", port=proxy.port, retry=Retry(NoBackoff(), 2))
+        assert sends_on_its_pool(retrying)
+        reg = ThreadRegistry(retrying, namespace="poolretry")
+        root = reg.initialize_root("acme")
+        first = reg.extend_chain(root, "a")
+        proxy.cut_after_request()
+        assert reg.extend_chain(root, "a") == first
+        assert len(retrying.connection_pool._in_use_connections) == 0
+
+        once = redis.Redis(host="127.0.0.1", port=proxy.port, retry=Retry(NoBackoff(), 0))
+        other = ThreadRegistry(once, namespace="poolretry")
+        assert other.lookup(first) == "system.acme.a"
+        proxy.cut_after_request()
+        with pytest.raises(redis.ConnectionError):
+            other.extend_chain(root, "b")
+        assert len(once.connection_pool._in_use_connections) == 0
+        assert other.lookup(reg.extend_chain(root, "b")) == "system.acme.b"  # (it ran before the cut)
+        reg.clear()
