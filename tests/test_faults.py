@@ -30,6 +30,7 @@ from registry import (
 from registry.aio import AsyncThreadRegistry
 from registry.keys import namespace_keys
 from registry.operations import GC_PASS_STEP
+from registry.scripts import script
 from tests.conftest import keyspace
 from tests.invariants import assert_one_chain_one_id, raw_mappings
 from tests.proxy import TcpProxy
@@ -179,6 +180,25 @@ def test_lost_reply_to_a_one_hop_prune_is_not_resent(
     with pytest.raises(OutcomeUnknownError):
         reg.prune_for_response(t)
     assert _state(server, "lost") == {}
+
+
+def test_lost_reply_to_a_prune_on_the_pool_is_not_resent(
+    lossy: tuple[RedisServer, TcpProxy], direct: redis.Redis
+) -> None:
+    """Once the plan has seen the server take prune_for_response, a single prune goes on a
+    pooled connection without the plan (SyncTransport._removal_on_pool); a lost reply
+    still ends in OutcomeUnknownError, the removal made once and not re-sent."""
+    server, proxy = lossy
+    reg = ThreadRegistry(_no_retry_client(proxy), namespace="lost", ttl=600)
+    warm, t = reg.get_or_create("warm"), reg.get_or_create("solo")
+    assert reg.prune_for_response(warm) == (None, None)  # through the plan, which loads the script
+    assert script("prune_for_response").sha in reg._transport.loaded
+    proxy.cut_after_request()
+    with pytest.raises(OutcomeUnknownError) as info:
+        reg.prune_for_response(t)
+    assert info.value.unknown == (0,)
+    assert _state(server, "lost") == {}
+    assert len(reg._transport.client.connection_pool._in_use_connections) == 0
 
 
 def test_lost_reply_to_a_batch_of_creations_is_resent_where_retrying(

@@ -38,6 +38,7 @@ def test_every_method_works_after_script_flush(reg: ThreadRegistry, client: Any)
     assert flushed(reg.lookup, b) == "system.acme.console.router"
     assert flushed(reg.lookup_hops, b) == ("system", "acme", "console", "router")
     assert flushed(reg.prune_for_response, b) == ("console", a)
+    assert flushed(reg.prune_for_response, b) == ("console", a)  # (on the pool: NOSCRIPT, then the plan)
     assert flushed(reg.lookup, flushed(reg.start_chain, "cli", "router")) == "cli.router"
     tid = new_id()
     assert flushed(reg.register_thread, tid, "ext", "in") == tid
