@@ -136,6 +136,19 @@ def test_the_client_cost_benchmark_runs_without_a_server() -> None:
     assert {"floor extend", "extend_chain", "batch100 lookup", "async batch100 extend_chain"} <= rows
 
 
+def test_the_client_cost_and_floor_budget_benchmarks_run_on_a_server(redis_server: RedisServer) -> None:
+    for module in ("benchmarks.client_cost", "benchmarks.floor_budget"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--url", redis_server.url, "--rounds", "1", "--calls", "20"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        rows = {line.split("  ")[0].strip() for line in done.stdout.splitlines()}
+        assert {"floor on pool", "extend_chain_new"} <= rows, done.stdout
+
+
 class _Counted(redis.Redis):
     """A client whose execute_command something wraps (as instrumentation does)."""
 
