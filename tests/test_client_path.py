@@ -237,3 +237,31 @@ def test_a_call_on_the_pool_follows_the_clients_retry_policy(redis_server: Redis
         assert len(once.connection_pool._in_use_connections) == 0
         assert other.lookup(reg.extend_chain(root, "b")) == "system.acme.b"  # (it ran before the cut)
         reg.clear()
+
+
+@pytest.mark.parametrize(
+    "options", [{"decode_responses": True}, {"protocol": 3}, {"protocol": 3, "decode_responses": True}]
+)
+def test_calls_on_the_pool_read_every_reply_shape(redis_server: RedisServer, options: dict[str, Any]) -> None:
+    """Decoded replies and RESP3 replies (tables, nil, errors) come back as they do
+    through execute_command, on the pool's connections."""
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, **options)
+    assert sends_on_its_pool(client)
+    reg = ThreadRegistry(client, namespace="shapes", strict=True)
+    reg.clear()
+    root = reg.initialize_root("acme")
+    child = reg.extend_chain(root, "router")
+    assert reg.extend_chain(root, "router") == child
+    assert reg.lookup(child) == "system.acme.router"
+    assert reg.lookup(str(uuid.uuid4())) is None  # nil
+    assert reg.prune_for_response(child) == ("acme", root)  # a table
+    assert reg.prune_for_response(child) == ("acme", root)  # (on the pool, after the plan loaded it)
+    with pytest.raises(UnknownThreadError):
+        reg.extend_chain(str(uuid.uuid4()), "h")  # an error reply
+    tid = str(uuid.uuid4())
+    assert reg.register_thread(tid, "ext", "in") == tid
+    assert reg.get_or_create("system.acme.router") == child
+    reg.cleanup(child)
+    assert reg.lookup(child) is None
+    assert len(client.connection_pool._in_use_connections) == 0
+    reg.clear()
