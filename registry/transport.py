@@ -57,7 +57,7 @@ import contextlib
 import functools
 import queue
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -567,7 +567,7 @@ def run_call_once(
     call: Call[T],
     hooks: Hooks = LOGGING_ONLY,
     head: Sequence[Any] | None = None,
-    send: Any = None,
+    send: Callable[[tuple[Any, ...]], Any] | None = None,
 ) -> T:
     """Send one Call with EVALSHA; load the script and retry once on NOSCRIPT.
     `send(command)`: how the EVALSHA goes (default: the client's execute_command)."""
@@ -761,7 +761,9 @@ class SyncTransport(TransportBase):
     ) -> None:
         super().__init__(client, keys, durability, retry_seconds)
         # How a single call's EVALSHA goes (None: the client's execute_command).
-        self._send_one: Any = functools.partial(send_on_pool, client) if sends_on_its_pool(client) else None
+        self._send_one: Callable[[tuple[Any, ...]], Any] | None = (
+            functools.partial(send_on_pool, client) if sends_on_its_pool(client) else None
+        )
         # One token per connection the pool lends: a call takes one, or waits for one.
         self._slots: queue.SimpleQueue[None] | None = None
         if self.limit:
@@ -796,40 +798,24 @@ class SyncTransport(TransportBase):
                 slots.put(None)
 
     def _removal_on_pool(self, call: Call[T], head: tuple[Any, ...]) -> Any:
-        """A single call that may remove, sent once on a pooled connection: what the plan's
-        first round does for it when nothing unusual happens, without the plan's
-        machinery (about 16 µs of a prune_for_response on the VM here). Only for a script
-        the plan saw this server take (`loaded`, on the same server), so that a lost reply
-        means what it means to the plan: the call ran once or not at all. _USE_PLAN where
-        the plan must decide: no connection, another server, or a reply saying the script
-        did not run here (NOSCRIPT, a redirection, READONLY). A lost reply ends as the
-        plan ends it: OutcomeUnknownError, never re-sent."""
-        pool = self.client.connection_pool
-        try:
-            conn = pool.get_connection()
-        except TRANSIENT:
-            return _USE_PLAN
-        if _address(conn) != self.loaded_server:  # (the plan finds out, and loads again)
-            pool.release(conn)
-            return _USE_PLAN
-        try:
-            conn.send_packed_command(_pack(conn, [(*head, *call.args)]))
-            reply = _reader(conn)()
-        except NOT_RUN_HERE as exc:
-            if isinstance(exc, ReadOnlyError):
-                conn.disconnect()  # a demoted primary: the next connection finds the new one
-            return _USE_PLAN
-        except ResponseError as exc:
-            raise map_error(exc) from None
-        except TRANSIENT as exc:
-            conn.disconnect()
-            lost = _interrupted_by_loss(Outcome([None], None), [call], [0], [], exc, self.retry_seconds)
+        """A single call that may remove, sent as the plan's first round would send it
+        (one Send through _send) but judged here, without the plan's machinery (about
+        16 µs of a prune_for_response on the VM here). Only for a script the plan saw
+        this server take (`loaded`), so that a lost reply means what it means to the
+        plan: the call ran once or not at all, OutcomeUnknownError, never re-sent.
+        _USE_PLAN where the plan must decide: no connection, another server (Stale), or
+        a reply saying the script did not run here (NOSCRIPT, a redirection, READONLY)."""
+        answer = self._send(Send([], [(*head, *call.args)], None, False))
+        if isinstance(answer, Lost):
+            lost = _interrupted_by_loss(
+                Outcome([None], None), [call], [0], [], answer.error, self.retry_seconds
+            )
             return self.single_result(call, lost)
-        except BaseException:
-            conn.disconnect()  # a half-read reply must not reach the next user of the connection
-            raise
-        finally:
-            pool.release(conn)
+        if not isinstance(answer, list) or isinstance(answer[0], NOT_RUN_HERE):
+            return _USE_PLAN
+        reply = answer[0]
+        if isinstance(reply, ResponseError):
+            raise map_error(reply)
         return call.decode(reply)
 
     def send_many(self, calls: Sequence[Call[Any]]) -> Outcome:
