@@ -248,7 +248,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "x",
             ),
         ):
-            out.append({"target": name, "value": value, "bar": None, "unit": unit, "status": "INFO"})
+            if value is not None:  # (no budget where a noisy run gave no fit)
+                out.append({"target": name, "value": value, "bar": None, "unit": unit, "status": "INFO"})
     batches = report.get("batches", {}).get("ops", {})
     for op, by_variant in batches.items():
         for api in ("sync", "async"):

@@ -160,21 +160,22 @@ def measure(url: str, rounds: int, calls: int, namespace: str = "floor-budget") 
     return {"rounds": rounds, "calls": calls, "bar": BAR, "shapes": med, "budget": budget(med)}
 
 
-def budget(med: dict[str, dict[str, float]]) -> dict[str, float]:
+def budget(med: dict[str, dict[str, float]]) -> dict[str, float | None]:
     """The least-squares line wall = a + b * server through the floor and the spins, and
-    the server µs (and x the no-op) at which a call's wall reaches floor wall / BAR."""
-    pts = [(med[n]["server_us"], med[n]["wall_us"]) for n in ("floor", *(f"spin {k}" for k in SPINS))]
-    mx = statistics.fmean(x for x, _ in pts)
-    my = statistics.fmean(y for _, y in pts)
-    sxx = sum((x - mx) ** 2 for x, _ in pts)
-    slope = sum((x - mx) * (y - my) for x, y in pts) / sxx if sxx else float("nan")
-    a = my - slope * mx
-    floor_wall, noop = med["floor"]["wall_us"], med["floor"]["server_us"]
-    server = (floor_wall / BAR - a) / slope if slope > 0 else float("nan")
+    the server µs (and x the no-op) at which a call's wall reaches floor wall / BAR.
+    None where the run's walls did not grow with server time (a noisy run: no budget)."""
+    names = ("floor", *(f"spin {k}" for k in SPINS))
+    xs, ys = [med[n]["server_us"] for n in names], [med[n]["wall_us"] for n in names]
+    try:
+        slope, a = statistics.linear_regression(xs, ys)
+    except statistics.StatisticsError:  # (all spins at one server time)
+        return {"slope_wall_per_server_us": None, "server_us": None, "x_noop": None}
+    server = (med["floor"]["wall_us"] / BAR - a) / slope if slope > 0 else None
+    noop = med["floor"]["server_us"]
     return {
         "slope_wall_per_server_us": round(slope, 2),
-        "server_us": round(server, 2),
-        "x_noop": round(server / noop, 2) if noop else float("nan"),
+        "server_us": None if server is None else round(server, 2),
+        "x_noop": None if server is None or not noop else round(server / noop, 2),
     }
 
 
@@ -187,13 +188,18 @@ def lines(result: dict[str, Any]) -> list[str]:
             f"{r['vs_floor_on_pool']:>8.3f} {r['wall_us']:>8.1f}"
         )
         out.append(f"{name:<24} {cells}")
-    b = result["budget"]
-    out.append(
-        f"budget: {result['bar']}x of the floor leaves a call {b['server_us']:.1f} server µs "
-        f"({b['x_noop']:.1f}x the no-op); the round trip grows {b['slope_wall_per_server_us']:.2f} µs "
-        "per server µs"
-    )
+    out.append("budget: " + budget_text(result))
     return out
+
+
+def budget_text(result: dict[str, Any]) -> str:
+    b = result["budget"]
+    if b["server_us"] is None:
+        return "no fit: the walls of this run did not grow with server time (noise); no budget"
+    return (
+        f"{result['bar']}x of the floor leaves a call {b['server_us']:.1f} server µs ({b['x_noop']:.1f}x "
+        f"the no-op); the round trip grows {b['slope_wall_per_server_us']:.2f} µs per server µs"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from registry.validation import MAX_CHAIN_BYTES, MAX_HOP_BYTES, MAX_HOPS
 
 from . import contenders as C
+from . import floor_budget
 from .analysis import QUIET_NOOP_US
 
 SHORT = {"ours": "(a) ours", "plain": "(b) plain", "watch": "(c) WATCH", "floor": "(d) floor"}
@@ -318,7 +319,6 @@ def floor_budget_markdown(rep: dict[str, Any]) -> list[str]:
     fb = rep.get("floor_budget")
     if not fb:
         return []
-    b = fb["budget"]
     out = [
         f"## What {fb['bar']}x of the floor leaves a call (1 client, {fb['rounds']} interleaved rounds "
         f"of {fb['calls']:,} calls)",
@@ -339,8 +339,7 @@ def floor_budget_markdown(rep: dict[str, Any]) -> list[str]:
         )
     out += [
         "",
-        f"Budget: {b['server_us']} server µs ({b['x_noop']}x the no-op); the round trip grows "
-        f"{b['slope_wall_per_server_us']} µs per server µs.",
+        f"Budget: {floor_budget.budget_text(fb)}.",
         "",
     ]
     return out

@@ -144,3 +144,17 @@ def test_instruction_counts_per_operation_and_against_a_revision() -> None:
         assert 0 < counts["noop"] < counts["lookup"] < counts["extend_chain_new"]
     text = table(result)
     assert "| extend_chain_new |" in text and "this / ref" in text
+
+
+def test_the_floor_budget_is_where_the_fitted_line_reaches_the_bar() -> None:
+    from benchmarks.floor_budget import SPINS, budget, budget_text
+
+    def shapes(slope: float) -> dict[str, dict[str, float]]:
+        spins = {f"spin {k}": {"server_us": 4 + k / 100, "wall_us": 120 + slope * k / 100} for k in SPINS}
+        return {"floor": {"server_us": 4.0, "wall_us": 120.0}, **spins}
+
+    # wall = 116 + server: 120 / 0.85 = 141.18 µs of wall at 25.18 server µs
+    assert budget(shapes(1.0)) == {"slope_wall_per_server_us": 1.0, "server_us": 25.18, "x_noop": 6.29}
+    flat = budget(shapes(-1.0))  # walls that fell as server time grew: noise, no budget
+    assert flat["server_us"] is None and flat["x_noop"] is None
+    assert budget_text({"bar": 0.85, "budget": flat}).startswith("no fit")
