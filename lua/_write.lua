@@ -392,7 +392,7 @@ function F.from_hot(meta)
 end
 
 function F.begin_write(...)
-  if not W.PLAIN then  -- (else plain_write, _hot.lua, accepted them and set the deadlines)
+  if not W.PLAIN then  -- (else _plain.lua accepted them and set the deadlines)
     local ttl = ARGV[1]
     if ttl ~= '' then
       local n = F.whole(ttl, 1, 315360000000)

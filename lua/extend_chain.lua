@@ -14,7 +14,7 @@
   Reply: the thread id of the extended chain
   Errors: BADARG, BADID, BADHOP, BADCHAIN (over 32 hops or 2,048 bytes), UNKNOWNID (all before any write), '2'
 ]]
--- @include _hot
+-- @include _plain
 
 -- The reads every call makes, before any helper: meta, and the current thread.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
@@ -39,12 +39,13 @@ end
 local chain = hop
 if current then chain = current .. '\31' .. hop end
 
--- Hot path (_hot.lua): a plain write to a chain whose thread is live and due within the
--- headroom of this touch's deadline or later: its id, nothing written; or to a new chain
--- that nothing else claims, whose parent needs no push: bound in one HSET.
-local newdl, headroom = plain_write()
+-- Hot path (_plain.lua): a plain write to a chain whose thread is live and due within the
+-- headroom of this touch's deadline or later: its id, nothing written. (The hop's quick
+-- test is plain_hop's, _hot.lua, written out: that helper is not made yet.)
+local newdl, headroom = PLAIN_DL, PLAIN_HR
 local d, fields
-if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
+if newdl and current and meta[2] == '2' and #hop >= 1 and #hop <= 256
+    and not string.find(hop, '[^\32-\126]') and #chain <= 2048
     and (#chain < 65 or select(2, string.gsub(chain, '\31', '')) < 32)
     and (ARGV[6] == nil or ARGV[6] == '' or ARGV[6] == '1') then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
@@ -53,15 +54,17 @@ if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
     if SWEEP == 0 then return d end
     DONE = d  -- (swept after the includes)
   end
-  -- A new chain (nothing at d): made here when nothing else claims d and the parent
-  -- needs no push (_hot.lua).
-  if not fields[1] and not fields[2] then
-    local dl = plain_deadline(current_dl, tonumber(meta[3]) or 0)
-    if dl and unclaimed(d) then
-      redis.call('HSET', KEYS[2], d, enc_dl(dl) .. chain)
-      if SWEEP == 0 then return d end
-      DONE = d
-    end
+end
+
+-- A new chain (nothing at d): made here, with _hot.lua's helpers, when nothing else
+-- claims d and the parent needs no push.
+-- @include _hot
+if d and not fields[1] and not fields[2] then
+  local dl = plain_deadline(current_dl, tonumber(meta[3]) or 0)
+  if dl and unclaimed(d) then
+    redis.call('HSET', KEYS[2], d, enc_dl(dl) .. chain)
+    if SWEEP == 0 then return d end
+    DONE = d
   end
 end
 

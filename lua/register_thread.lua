@@ -24,10 +24,10 @@ local tid = ARGV[4]
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x', 'root', 'P' .. tid)
 local v = redis.call('HGET', KEYS[2], tid)
 
--- Hot path (_hot.lua): a plain write binding an unbound id to a new chain under the
+-- Hot path (_plain.lua, _hot.lua): a plain write binding an unbound id to a new chain under the
 -- root, whose parent is live and needs no push, and that nothing else claims: the
 -- override (HSETNX) and the mapping (HSET).
-if plain_write() and not v and not meta[5] and meta[4] and meta[1] and meta[2] == '2'
+if PLAIN_DL and not v and not meta[5] and meta[4] and meta[1] and meta[2] == '2'
     and valid_id(tid) and plain_hop(ARGV[5]) and plain_hop(ARGV[6]) then
   local parent = chain_of(string.sub(meta[4], 37)) .. '\31' .. ARGV[5]
   local chain = parent .. '\31' .. ARGV[6]
