@@ -669,7 +669,7 @@ def test_script_error_codes_map_to_value_errors() -> None:
     assert from_script_error("ERR something else") is None
 
 
-# A busy thread's touch is answered on the script's hot path (lua/_hot.lua), from a few
+# A busy thread's touch is answered on the script's hot path (lua/_plain.lua), from a few
 # reads and before any helper is made. Its argument checks only accept: every bad
 # argument must still be refused, before any write, when the chain is live and was just
 # touched (so the hot path would answer a good call).
@@ -677,11 +677,16 @@ HOT_BAD: list[Any] = [
     ("ttl 0", ["0", None, "0"], "BADARG"),
     ("ttl 1.5", ["1.5", None, "0"], "BADARG"),
     ("ttl inf", ["inf", None, "0"], "BADARG"),
+    ("ttl nan", ["nan", None, "0"], "BADARG"),
+    ("ttl negative", ["-5", None, "0"], "BADARG"),
     ("ttl over ten years", ["315360000001", None, "0"], "BADARG"),
     ("random id", [TTL, "not-a-uuid", "0"], "BADID"),
     ("random id upper case", [TTL, "0FA3C2B4-1D2E-4F50-8A6B-7C8D9E0F1A2B", "0"], "BADID"),
     ("sweep count", [TTL, None, "1.5"], "BADARG"),
     ("sweep count", [TTL, None, "x"], "BADARG"),
+    ("sweep count", [TTL, None, "129"], "BADARG"),
+    ("sweep count", [TTL, None, "-1"], "BADARG"),
+    ("sweep count", [TTL, None, "inf"], "BADARG"),
 ]
 
 
