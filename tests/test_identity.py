@@ -8,12 +8,15 @@ proven with several processes racing on one real server.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from registry import InvalidHopError, ThreadRegistry, UnknownThreadError, listener_of, request_hop
+from registry.keys import namespace_keys
 from tests import request_workers
 from tests.servers import RedisServer
 from tests.test_races import run_processes
@@ -77,3 +80,33 @@ def test_processes_with_requests_on_one_path_never_misroute(server: RedisServer)
     # every request cleaned up after itself: only the root is left
     assert list(reg.debug_dump().values()) == ["system.acme"]
     reg.close()
+
+
+def _derived(salt: bytes, hops: tuple[str, ...]) -> str:
+    """A chain's derived id, computed here independently of the scripts: SHA-1 of the
+    namespace's salt, a zero byte and the hops joined by \\x1f, its first 32 hex digits
+    as a UUIDv8 (the 13th and 17th replaced by the version and variant digit 8)."""
+    h = hashlib.sha1(salt + b"\0" + "\x1f".join(hops).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-8{h[17:20]}-{h[20:32]}"
+
+
+@pytest.mark.parametrize("backend", ["redis", "fake"], indirect=True)
+def test_derived_ids_follow_the_stored_formula(client: Any) -> None:
+    """A namespace written by an earlier version is read by deriving its chains' ids
+    again: a script that derived them differently would give a chain a second id. So
+    the formula is pinned here, on every path that derives one (a new chain by
+    get_or_create, extend_chain and prune_for_response, a touch of an existing one),
+    on the servers that have sha1hex (plain fakeredis derives with a stand-in)."""
+    reg = ThreadRegistry(client, namespace="pinned", ttl=3600)
+    first = reg.get_or_create(("console", "router"))
+    salt = client.hget(namespace_keys("pinned")[0], "salt")
+    assert isinstance(salt, bytes) and salt
+    assert first == _derived(salt, ("console", "router"))
+    child = reg.extend_chain(first, "greeter")
+    assert child == _derived(salt, ("console", "router", "greeter"))
+    assert reg.extend_chain(first, "greeter") == child  # the hot path's touch
+    deep = reg.get_or_create(("console", "router", "greeter", "worker", "tool"))
+    assert deep == _derived(salt, ("console", "router", "greeter", "worker", "tool"))
+    # pruning a fresh chain whose parent has no mapping yet binds the parent's derived id
+    lone = reg.get_or_create(("edge", "relay", "sink"))
+    assert reg.prune_for_response(lone) == ("relay", _derived(salt, ("edge", "relay")))
