@@ -5,7 +5,6 @@
 -- of _write.lua (they are made on first use, and making them costs more than the
 -- reads). Every argument check here is a quick acceptance test only: anything it does
 -- not accept goes the full way, whose checks report the error.
--- @include _base
 -- @include _plain
 
 -- Whether id is a lowercase UUID string (UUID_SHAPE, _plain.lua).
@@ -13,17 +12,6 @@ local function valid_id(id)
   if #id ~= 36 then return false end
   local _, _, a, b, c, d = string.find(id, UUID_SHAPE)
   return a == 9 and b == 14 and c == 19 and d == 24
-end
-
--- Whether a hop is 1 to 256 bytes of printable ASCII (the usual hop: surely valid).
-local function plain_hop(hop)
-  return #hop >= 1 and #hop <= 256 and not string.find(hop, '[^\32-\126]')
-end
-
--- Whether a stored value (6-byte deadline .. body) holds exactly `chain`: compared in
--- place (a plain find anchored by the lengths), without copying the body out.
-local function holds(v, chain)
-  return #v == #chain + 6 and string.find(v, chain, 7, true) == 7
 end
 
 -- A deadline (ms) as the 6 big-endian bytes a stored value starts with.

@@ -3,13 +3,12 @@
 -- first and answers the usual call (a chain that is there, due late enough) from a few
 -- reads and what is made here, before _hot.lua's helpers exist.
 --
--- Lua makes every function a script defines afresh on each run: a closure costs about
--- 4% of a no-op script's server time, more with upvalues, and a touch of a live chain
--- costs three or four no-ops in all. So this file makes two closures (as_uuid and
--- holds_until, without upvalues: each is called once or twice a run), and the argument
--- test is straight-line code. Anything it does not accept goes the full way, whose
--- checks report the error.
--- @include _now
+-- Lua makes every function a script defines afresh on each run, and a closure with
+-- upvalues costs more than one without. So this file makes only the small helpers a
+-- touch calls, and the argument test, which needed six upvalues as a function, is
+-- straight-line code. Anything it does not accept goes the full way, whose checks
+-- report the error.
+-- @include _base
 
 -- The digest that derives ids: sha1hex on real servers (and the embedded one); a keyed
 -- polynomial hash on plain fakeredis, which has none. Collisions are handled by the
@@ -41,13 +40,20 @@ local function as_uuid(hex)
     u, v, w, x, y, z, A, B, C, D, E, F)
 end
 
--- Whether a value read (false: none) holds exactly `chain` (compared in place: a plain
--- find anchored by the lengths), due at `at` or later (its 6-byte deadline, decoded here
--- rather than by _base.lua's dec_dl, which a hot path does not make).
+-- Whether a hop is 1 to 256 bytes of printable ASCII (the usual hop: surely valid).
+local function plain_hop(hop)
+  return #hop >= 1 and #hop <= 256 and not string.find(hop, '[^\32-\126]')
+end
+
+-- Whether a stored value (6-byte deadline .. body) holds exactly `chain`: compared in
+-- place (a plain find anchored by the lengths), without copying the body out.
+local function holds(v, chain)
+  return #v == #chain + 6 and string.find(v, chain, 7, true) == 7
+end
+
+-- Whether a value read (false: none) holds exactly `chain`, due at `at` or later.
 local function holds_until(v, chain, at)
-  if not v or #v ~= #chain + 6 or string.find(v, chain, 7, true) ~= 7 then return false end
-  local a, b, c, d, e, f = string.byte(v, 1, 6)
-  return ((((a * 256 + b) * 256 + c) * 256 + d) * 256 + e) * 256 + f >= at
+  return v ~= false and holds(v, chain) and dec_dl(v) >= at
 end
 
 -- A lowercase UUID string is 8-4-4-4-12 hex digits: one match of this shape, whose

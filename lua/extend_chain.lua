@@ -40,12 +40,10 @@ local chain = hop
 if current then chain = current .. '\31' .. hop end
 
 -- Hot path (_plain.lua): a plain write to a chain whose thread is live and due within the
--- headroom of this touch's deadline or later: its id, nothing written. (The hop's quick
--- test is plain_hop's, _hot.lua, written out: that helper is not made yet.)
+-- headroom of this touch's deadline or later: its id, nothing written.
 local newdl, headroom = PLAIN_DL, PLAIN_HR
 local d, fields
-if newdl and current and meta[2] == '2' and #hop >= 1 and #hop <= 256
-    and not string.find(hop, '[^\32-\126]') and #chain <= 2048
+if newdl and current and meta[2] == '2' and plain_hop(hop) and #chain <= 2048
     and (#chain < 65 or select(2, string.gsub(chain, '\31', '')) < 32)
     and (ARGV[6] == nil or ARGV[6] == '' or ARGV[6] == '1') then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))

@@ -13,39 +13,36 @@
 ]]
 -- @include _plain
 
+-- Whether a chain is printable ASCII hops of 1 to 256 bytes, 32 at most, 2,048 bytes at
+-- most (the usual chain: surely valid). One of up to 64 bytes (the usual one) is known
+-- after three scans of the whole string: its hops can be neither longer than 256 bytes
+-- nor more than 32; a longer one is walked hop by hop. (Here, not in _plain.lua: no
+-- other script needs it, and each function a run defines costs it a closure.)
+local function plain_chain(chain)
+  local n = #chain
+  if n < 1 or n > 2048 or string.find(chain, '[^\31-\126]') then return false end
+  if n <= 64 then
+    return string.byte(chain, 1) ~= 31 and string.byte(chain, n) ~= 31
+      and not string.find(chain, '\31\31', 1, true)
+  end
+  local from, hops = 1, 0
+  while true do
+    local i = string.find(chain, '\31', from, true) or n + 1
+    if i == from or i - from > 256 then return false end
+    hops = hops + 1
+    if i > n then return hops <= 32 end
+    if hops == 32 then return false end
+    from = i + 1
+  end
+end
+
 -- Hot path (_plain.lua): a plain write to a chain whose thread is live and due within the
 -- headroom of this touch's deadline or later: its id, nothing written.
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
 local chain = ARGV[4]
 local newdl, headroom = PLAIN_DL, PLAIN_HR
 local d, fields, plain
-if newdl and meta[1] and meta[2] == '2' then
-  -- Whether the chain is printable ASCII hops of 1 to 256 bytes, 32 at most, 2,048 bytes
-  -- at most (the usual chain: surely valid). One of up to 64 bytes (the usual one) is
-  -- known after three scans of the whole string: its hops can be neither longer than
-  -- 256 bytes nor more than 32; a longer one is walked hop by hop. (Written out, not a
-  -- helper: each function a run defines costs it a closure, _plain.lua.)
-  local n = #chain
-  if n >= 1 and n <= 2048 and not string.find(chain, '[^\31-\126]') then
-    if n <= 64 then
-      plain = string.byte(chain, 1) ~= 31 and string.byte(chain, n) ~= 31
-        and not string.find(chain, '\31\31', 1, true)
-    else
-      local from, hops = 1, 0
-      while true do
-        local i = string.find(chain, '\31', from, true) or n + 1
-        if i == from or i - from > 256 then break end
-        hops = hops + 1
-        if i > n then
-          plain = hops <= 32
-          break
-        end
-        if hops == 32 then break end
-        from = i + 1
-      end
-    end
-  end
-end
+if newdl and meta[1] and meta[2] == '2' then plain = plain_chain(chain) end
 if plain then
   d = as_uuid(digest(meta[1] .. '\0' .. chain))
   fields = redis.call('HMGET', KEYS[2], d, '\0' .. d)

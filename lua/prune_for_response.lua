@@ -23,14 +23,7 @@
 local meta = redis.call('HMGET', KEYS[1], 'salt', 'v', 'x')
 local v = redis.call('HGET', KEYS[2], ARGV[4])
 local chain
-if v and #v > 6 then
-  -- (_base.lua's dec_dl and chain_of written out: a hot path makes neither, _plain.lua;
-  -- one string.byte for the deadline and the body's first byte, see _core.lua.)
-  local a, b, c, e, f, g, h = string.byte(v, 1, 7)
-  if ((((a * 256 + b) * 256 + c) * 256 + e) * 256 + f) * 256 + g > NOW then
-    if h == 0 then chain = string.sub(v, 44) else chain = string.sub(v, 7) end
-  end
-end
+if v and #v > 6 and dec_dl(v) > NOW then chain = chain_of(string.sub(v, 7)) end
 local parent = chain and string.match(chain, '^(.*)\31')  -- greedy: up to the last separator
 
 -- Hot path (_plain.lua): a plain write whose shorter chain's thread is live and due within
